@@ -1,0 +1,1 @@
+"""PostHog-compatible cohorts as a Dagster + Polars pipeline."""
