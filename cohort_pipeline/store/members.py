@@ -1,0 +1,297 @@
+"""Membership storage: versioned rows of dynamic cohorts, the static member table, and their readers.
+
+Dynamic cohorts keep one full set of rows per calculated version (spec 9.1, like ClickHouse ``cohortpeople``);
+readers join on ``cohorts.version`` in the same statement, so a reader never mixes two versions or sees a
+candidate set that has not been published. Static cohorts keep one row per person (spec 7.4), inserted with
+"on conflict do nothing" so re-adding is idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy import Connection, Row
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cohort_pipeline.errors import CohortValidationError
+from cohort_pipeline.store._base import StoreBase, lock_cohort
+from cohort_pipeline.store.errors import InvalidMembershipError, NotFoundError
+from cohort_pipeline.store.person_ids import CHUNK_ROWS, PersonIds, chunks, person_id_series
+from cohort_pipeline.store.schema import UTCDateTime, cohorts, memberships, static_members
+
+MEMBERSHIP_SCHEMA = pl.Schema({"cohort_id": pl.Int64, "person_id": pl.String})
+"""The data contract's membership frame: ``cohort_id`` (Int64), ``person_id`` (String), unique per pair."""
+
+MembershipRow = tuple[int, int, str]
+
+
+# --- writing versioned rows -------------------------------------------------------------------------------
+
+
+def membership_rows(cohort_id: int, version: int, ids: pl.Series) -> Iterator[MembershipRow]:
+    """The ``(cohort_id, version, person_id)`` rows of a candidate set, streamed chunk by chunk."""
+    for chunk in chunks(ids):
+        for person_id in chunk:
+            yield (cohort_id, version, person_id)
+
+
+def write_membership_rows(conn: Connection, rows: Iterable[MembershipRow]) -> None:
+    """Bulk-insert membership rows: ``COPY`` on PostgreSQL, chunked ``executemany`` on SQLite."""
+    if conn.dialect.name == "postgresql":
+        _copy_membership_rows(conn, rows)
+        return
+    # plain DB-API executemany with tuples: SQLAlchemy's per-row parameter processing would triple the cost here
+    statement = "INSERT INTO memberships (cohort_id, version, person_id) VALUES (?, ?, ?)"
+    iterator = iter(rows)
+    while batch := list(islice(iterator, CHUNK_ROWS)):
+        conn.exec_driver_sql(statement, batch)
+
+
+def _copy_membership_rows(conn: Connection, rows: Iterable[MembershipRow]) -> None:
+    cursor: Any = conn.connection.cursor()  # psycopg's cursor: COPY is not part of the DB-API
+    try:
+        with cursor.copy("COPY memberships (cohort_id, version, person_id) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    finally:
+        cursor.close()
+
+
+def delete_version(conn: Connection, cohort_id: int, version: int) -> None:
+    """Remove every row of one version of a cohort."""
+    conn.execute(sa.delete(memberships).where(memberships.c.cohort_id == cohort_id, memberships.c.version == version))
+
+
+def delete_versions_before(conn: Connection, cohort_id: int, version: int) -> None:
+    """Remove the rows of every version older than ``version`` (spec 1.3 step 8)."""
+    conn.execute(sa.delete(memberships).where(memberships.c.cohort_id == cohort_id, memberships.c.version < version))
+
+
+def count_version(conn: Connection, cohort_id: int, version: int | None) -> int:
+    """Rows (= distinct persons, by the primary key) of one version; 0 for ``None``."""
+    if version is None:
+        return 0
+    statement = sa.select(sa.func.count()).where(
+        memberships.c.cohort_id == cohort_id, memberships.c.version == version
+    )
+    return int(conn.execute(statement).scalar_one())
+
+
+def count_common(conn: Connection, cohort_id: int, version: int, previous: int | None) -> int:
+    """Persons present in both ``version`` and ``previous`` (for the entered/exited diff)."""
+    if previous is None:
+        return 0
+    new, old = memberships.alias("new"), memberships.alias("old")
+    statement = (
+        sa.select(sa.func.count())
+        .select_from(
+            new.join(
+                old,
+                sa.and_(
+                    old.c.cohort_id == new.c.cohort_id,
+                    old.c.person_id == new.c.person_id,
+                    old.c.version == previous,
+                ),
+            )
+        )
+        .where(new.c.cohort_id == cohort_id, new.c.version == version)
+    )
+    return int(conn.execute(statement).scalar_one())
+
+
+# --- static members ---------------------------------------------------------------------------------------
+
+
+STATIC_COPY_THRESHOLD = 10_000
+"""From this many ids on, PostgreSQL static inserts go through ``COPY`` into a temporary table."""
+
+
+def insert_static_rows(conn: Connection, cohort_id: int, ids: pl.Series, added_at: datetime) -> None:
+    """Insert static members, skipping persons already in the cohort (spec 7.4: "on conflict do nothing")."""
+    if conn.dialect.name == "postgresql" and len(ids) >= STATIC_COPY_THRESHOLD:
+        _copy_static_rows(conn, cohort_id, ids, added_at)
+        return
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(static_members).on_conflict_do_nothing()
+    for chunk in chunks(ids):
+        conn.execute(
+            statement, [{"cohort_id": cohort_id, "person_id": person_id, "added_at": added_at} for person_id in chunk]
+        )
+
+
+def _copy_static_rows(conn: Connection, cohort_id: int, ids: pl.Series, added_at: datetime) -> None:
+    """Large static inserts on PostgreSQL: ``COPY`` has no "on conflict", so stage the ids in a temp table."""
+    conn.exec_driver_sql('CREATE TEMPORARY TABLE static_members_incoming (person_id text COLLATE "C" NOT NULL)')
+    cursor: Any = conn.connection.cursor()
+    try:
+        with cursor.copy("COPY static_members_incoming (person_id) FROM STDIN") as copy:
+            for chunk in chunks(ids):
+                for person_id in chunk:
+                    copy.write_row((person_id,))
+    finally:
+        cursor.close()
+    conn.execute(
+        sa.text(
+            "INSERT INTO static_members (cohort_id, person_id, added_at) "
+            "SELECT :cohort_id, person_id, :added_at FROM static_members_incoming ON CONFLICT DO NOTHING"
+        ).bindparams(sa.bindparam("added_at", type_=UTCDateTime())),
+        {"cohort_id": cohort_id, "added_at": added_at},
+    )
+    conn.exec_driver_sql("DROP TABLE static_members_incoming")
+
+
+def count_static(conn: Connection, cohort_id: int) -> int:
+    """Number of persons in a static cohort."""
+    statement = sa.select(sa.func.count()).where(static_members.c.cohort_id == cohort_id)
+    return int(conn.execute(statement).scalar_one())
+
+
+def still_calculating(row: Row[Any], finished_version: int) -> bool:
+    """Spec 1.3 step 6: the flag stays set only while a run newer than ``finished_version`` is pending."""
+    return bool(row.is_calculating) and (row.pending_version or 0) > finished_version
+
+
+# --- readers ----------------------------------------------------------------------------------------------
+
+
+def _published_rows(cohort_filter: sa.ColumnElement[bool], *, skip_deleted_dynamic: bool) -> sa.Select[Any]:
+    """``(cohort_id, person_id)`` of the members readers may see, as one statement (one consistent snapshot)."""
+    dynamic = sa.and_(cohort_filter, cohorts.c.is_static.is_(sa.false()))
+    if skip_deleted_dynamic:
+        dynamic = sa.and_(dynamic, cohorts.c.deleted.is_(sa.false()))
+    published = (
+        sa.select(memberships.c.cohort_id, memberships.c.person_id)
+        .join(cohorts, sa.and_(cohorts.c.id == memberships.c.cohort_id, cohorts.c.version == memberships.c.version))
+        .where(dynamic)
+    )
+    return published.union_all(_static_rows(cohort_filter))  # type: ignore[return-value]
+
+
+def _static_rows(cohort_filter: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    return (
+        sa.select(static_members.c.cohort_id, static_members.c.person_id)
+        .join(cohorts, cohorts.c.id == static_members.c.cohort_id)
+        .where(cohort_filter, cohorts.c.is_static.is_(sa.true()))
+    )
+
+
+def _cohort_filter(cohort_ids: Iterable[int], project_id: int | None) -> sa.ColumnElement[bool]:
+    ids = sorted({int(cohort_id) for cohort_id in cohort_ids})
+    condition = cohorts.c.id.in_(ids)
+    return condition if project_id is None else sa.and_(condition, cohorts.c.project_id == project_id)
+
+
+def _frame(rows: Iterable[Row[Any]]) -> pl.DataFrame:
+    cohort_ids: list[int] = []
+    person_ids: list[str] = []
+    for cohort_id, person_id in rows:
+        cohort_ids.append(cohort_id)
+        person_ids.append(person_id)
+    frame = pl.DataFrame({"cohort_id": cohort_ids, "person_id": person_ids}, schema=MEMBERSHIP_SCHEMA)
+    return frame.sort("cohort_id", "person_id")
+
+
+class MembersMixin(StoreBase):
+    """Reading published memberships and maintaining static cohorts."""
+
+    def members(self, cohort_id: int) -> list[str]:
+        """The cohort's current members, sorted.
+
+        Dynamic cohorts: the rows of the published ``version`` only (a never-calculated cohort has none; a
+        running or failed calculation is invisible). Static cohorts: the static member table.
+        """
+        statement = _published_rows(cohorts.c.id == cohort_id, skip_deleted_dynamic=False)
+        with self._read() as conn:
+            self._require_cohort(conn, cohort_id)
+            rows = conn.execute(statement).all()
+        return sorted(person_id for _cohort, person_id in rows)
+
+    def memberships_frame(self, cohort_ids: Iterable[int], *, project_id: int | None = None) -> pl.DataFrame:
+        """Members of many cohorts as a membership frame, as a *referencing* cohort sees them (spec 6.1).
+
+        Dynamic cohorts contribute their published version, or nobody when never calculated or soft-deleted;
+        static cohorts contribute their static members (deleted or not, as PostHog's static path does). Unknown
+        ids, and ids of other projects when ``project_id`` is given, contribute nobody. Sorted by
+        ``(cohort_id, person_id)``.
+        """
+        filter_ = _cohort_filter(cohort_ids, project_id)
+        with self._read() as conn:
+            rows = conn.execute(_published_rows(filter_, skip_deleted_dynamic=True)).all()
+        return _frame(rows)
+
+    def static_members(self, cohort_id: int) -> list[str]:
+        """The person ids of a static cohort, sorted (empty for a dynamic cohort)."""
+        statement = _static_rows(cohorts.c.id == cohort_id)
+        with self._read() as conn:
+            self._require_cohort(conn, cohort_id)
+            rows = conn.execute(statement).all()
+        return sorted(person_id for _cohort, person_id in rows)
+
+    def static_memberships_frame(self, cohort_ids: Iterable[int], *, project_id: int | None = None) -> pl.DataFrame:
+        """Static members of the static cohorts among ``cohort_ids``, as a membership frame."""
+        with self._read() as conn:
+            rows = conn.execute(_static_rows(_cohort_filter(cohort_ids, project_id))).all()
+        return _frame(rows)
+
+    def add_static_members(self, cohort_id: int, person_ids: PersonIds) -> int:
+        """Add persons to a static cohort; returns how many were not already members (spec 7.4-7.5).
+
+        Idempotent: re-adding the same ids adds nothing. ``count`` is recomputed in the same transaction and the
+        run is finalised as a success (``last_calculation``, ``errors_calculating := 0``). Whether the ids are
+        persons of the project is the caller's check (spec 7.3).
+        """
+        ids = person_id_series(person_ids)
+        now = self._now()
+        with self._write() as conn:
+            row = lock_cohort(conn, cohort_id)
+            if not row.is_static:
+                raise CohortValidationError("Can only add users to static cohorts")
+            before = count_static(conn, cohort_id)
+            insert_static_rows(conn, cohort_id, ids, now)
+            after = count_static(conn, cohort_id)
+            self._refresh_static_state(conn, row, after, now)
+        return after - before
+
+    def remove_static_member(self, cohort_id: int, person_id: str) -> bool:
+        """Remove one person from a static cohort; ``False`` (not an error) if it was not a member."""
+        if not isinstance(person_id, str):
+            raise InvalidMembershipError("person_id must be a string")
+        now = self._now()
+        with self._write() as conn:
+            row = lock_cohort(conn, cohort_id)
+            if not row.is_static:
+                raise CohortValidationError("Can only remove users from static cohorts")
+            result = conn.execute(
+                sa.delete(static_members).where(
+                    static_members.c.cohort_id == cohort_id, static_members.c.person_id == person_id
+                )
+            )
+            removed = bool(result.rowcount)
+            if removed:
+                self._refresh_static_state(conn, row, count_static(conn, cohort_id), now)
+        return removed
+
+    @staticmethod
+    def _refresh_static_state(conn: Connection, row: Row[Any], count: int, now: datetime) -> None:
+        conn.execute(
+            sa.update(cohorts)
+            .where(cohorts.c.id == row.id)
+            .values(
+                count=count,
+                last_calculation=now,
+                errors_calculating=0,
+                last_error_at=None,
+                is_calculating=still_calculating(row, row.version or 0),
+            )
+        )
+
+    @staticmethod
+    def _require_cohort(conn: Connection, cohort_id: int) -> None:
+        if conn.execute(sa.select(cohorts.c.id).where(cohorts.c.id == cohort_id)).first() is None:
+            raise NotFoundError("cohort", cohort_id)
+

@@ -1,0 +1,159 @@
+"""Membership readers and static cohorts (spec 6.1 reference semantics, 7.4-7.5 idempotence and counts)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+import pytest
+
+from cohort_pipeline.errors import CohortValidationError
+from cohort_pipeline.store import CohortStore, InvalidMembershipError, NotFoundError, ProjectRecord
+from cohort_pipeline.store import members as members_module
+
+from .conftest import FakeClock
+
+
+def _dynamic(store: CohortStore, project: ProjectRecord, clock: FakeClock, ids: list[str]) -> int:
+    cohort = store.create_cohort(project.id, name="dynamic")
+    store.publish(cohort.id, store.request_calculation(cohort.id), ids, started_at=clock.now)
+    return cohort.id
+
+
+def test_adding_static_members_is_idempotent_and_refreshes_count(
+    store: CohortStore, project: ProjectRecord, clock: FakeClock
+) -> None:
+    cohort = store.create_cohort(project.id, name="VIPs", is_static=True)
+    assert store.get_cohort(project.id, cohort.id).count is None
+    assert store.add_static_members(cohort.id, ["b", "a", "b"]) == 2
+    clock.advance(minutes=1)
+    assert store.add_static_members(cohort.id, ["b", "c"]) == 1
+    assert store.add_static_members(cohort.id, ["a", "b", "c"]) == 0  # re-uploading the same file adds nothing
+    record = store.get_cohort(project.id, cohort.id)
+    assert (record.count, record.last_calculation, record.errors_calculating, record.is_calculating) == (
+        3,
+        clock.now,
+        0,
+        False,
+    )
+    assert store.static_members(cohort.id) == ["a", "b", "c"]
+    assert store.members(cohort.id) == ["a", "b", "c"]
+
+
+def test_adding_or_removing_on_a_dynamic_cohort_is_refused(store: CohortStore, project: ProjectRecord) -> None:
+    cohort = store.create_cohort(project.id, name="dynamic")
+    with pytest.raises(CohortValidationError, match="Can only add users to static cohorts"):
+        store.add_static_members(cohort.id, ["a"])
+    with pytest.raises(CohortValidationError, match="Can only remove users from static cohorts"):
+        store.remove_static_member(cohort.id, "a")
+    assert store.static_members(cohort.id) == []
+
+
+def test_removing_a_static_member_is_idempotent_and_refreshes_count(store: CohortStore, project: ProjectRecord) -> None:
+    cohort = store.create_cohort(project.id, is_static=True)
+    store.add_static_members(cohort.id, ["a", "b"])
+    assert store.remove_static_member(cohort.id, "a") is True
+    assert store.remove_static_member(cohort.id, "a") is False
+    assert store.remove_static_member(cohort.id, "never-there") is False
+    assert store.get_cohort(project.id, cohort.id).count == 1
+    assert store.static_members(cohort.id) == ["b"]
+    with pytest.raises(InvalidMembershipError):
+        store.remove_static_member(cohort.id, None)  # type: ignore[arg-type]
+
+
+def test_static_writes_on_unknown_cohorts_are_not_found(store: CohortStore) -> None:
+    with pytest.raises(NotFoundError):
+        store.add_static_members(404, ["a"])
+    with pytest.raises(NotFoundError):
+        store.remove_static_member(404, "a")
+    with pytest.raises(NotFoundError):
+        store.static_members(404)
+    with pytest.raises(NotFoundError):
+        store.members(404)
+
+
+def test_invalid_static_ids_add_nothing(store: CohortStore, project: ProjectRecord) -> None:
+    cohort = store.create_cohort(project.id, is_static=True)
+    store.add_static_members(cohort.id, ["a"])
+    with pytest.raises(InvalidMembershipError):
+        store.add_static_members(cohort.id, ["b", None])  # type: ignore[list-item]
+    assert store.static_members(cohort.id) == ["a"]
+    assert store.get_cohort(project.id, cohort.id).count == 1
+
+
+def test_bulk_static_insert_path_is_idempotent(
+    store: CohortStore, project: ProjectRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL stages large static inserts through COPY; force that path with a tiny threshold."""
+    monkeypatch.setattr(members_module, "STATIC_COPY_THRESHOLD", 2)
+    cohort = store.create_cohort(project.id, is_static=True)
+    assert store.add_static_members(cohort.id, [f"p{i:03d}" for i in range(100)]) == 100
+    assert store.add_static_members(cohort.id, [f"p{i:03d}" for i in range(50, 150)]) == 50
+    assert store.add_static_members(cohort.id, [f"p{i:03d}" for i in range(50, 150)]) == 0
+    assert store.get_cohort(project.id, cohort.id).count == 150
+
+
+def test_a_static_cohort_from_criteria_is_published_as_static_members(
+    store: CohortStore, project: ProjectRecord, clock: FakeClock
+) -> None:
+    cohort = store.create_cohort(project.id, is_static=True, filters={"properties": {"type": "AND", "values": []}})
+    version = store.request_calculation(cohort.id)
+    result = store.publish(cohort.id, version, ["b", "a", "a"], started_at=clock.now - timedelta(seconds=1))
+    assert (result.published, result.count, result.entered, result.exited) == (True, 2, 2, 0)
+    record = store.get_cohort(project.id, cohort.id)
+    assert (record.version, record.count, record.is_calculating) == (version, 2, False)
+    assert store.static_members(cohort.id) == ["a", "b"]
+    assert store.add_static_members(cohort.id, ["a", "c"]) == 1  # later uploads append
+    assert store.get_cohort(project.id, cohort.id).count == 3
+    assert store.publish(cohort.id, version, ["z"], started_at=clock.now).published is False
+    assert store.static_members(cohort.id) == ["a", "b", "c"]
+
+
+def test_members_are_sorted(store: CohortStore, project: ProjectRecord, clock: FakeClock) -> None:
+    ids = ["b", "B", "a", "é", "10", "9", ""]
+    cohort_id = _dynamic(store, project, clock, ids)
+    assert store.members(cohort_id) == sorted(ids)
+    assert store.memberships_frame([cohort_id])["person_id"].to_list() == sorted(ids)
+
+
+def test_memberships_frame_follows_the_reference_rules(
+    store: CohortStore, project: ProjectRecord, clock: FakeClock
+) -> None:
+    dynamic = _dynamic(store, project, clock, ["d1", "d2"])
+    never = store.create_cohort(project.id, name="never calculated").id
+    static = store.create_cohort(project.id, is_static=True).id
+    store.add_static_members(static, ["s1"])
+    deleted_dynamic = _dynamic(store, project, clock, ["x"])
+    store.soft_delete(project.id, deleted_dynamic)
+    deleted_static = store.create_cohort(project.id, is_static=True).id
+    store.add_static_members(deleted_static, ["y"])
+    store.soft_delete(project.id, deleted_static)
+
+    frame = store.memberships_frame([dynamic, never, static, deleted_dynamic, deleted_static, 9999])
+    assert frame.schema == pl.Schema({"cohort_id": pl.Int64, "person_id": pl.String})
+    assert frame.rows() == [(dynamic, "d1"), (dynamic, "d2"), (static, "s1"), (deleted_static, "y")]
+    # a cohort's own member list is still readable after a soft delete (for a restore)
+    assert store.members(deleted_dynamic) == ["x"]
+
+
+def test_static_memberships_frame_holds_only_static_cohorts(
+    store: CohortStore, project: ProjectRecord, clock: FakeClock
+) -> None:
+    dynamic = _dynamic(store, project, clock, ["d1"])
+    static = store.create_cohort(project.id, is_static=True).id
+    store.add_static_members(static, ["s2", "s1"])
+    frame = store.static_memberships_frame([dynamic, static])
+    assert frame.rows() == [(static, "s1"), (static, "s2")]
+    assert store.static_memberships_frame([]).schema == pl.Schema({"cohort_id": pl.Int64, "person_id": pl.String})
+
+
+def test_frames_can_be_restricted_to_one_project(store: CohortStore, project: ProjectRecord, clock: FakeClock) -> None:
+    other_project = store.create_project("Other")
+    mine = _dynamic(store, project, clock, ["m"])
+    theirs = _dynamic(store, other_project, clock, ["t"])
+    static_theirs = store.create_cohort(other_project.id, is_static=True).id
+    store.add_static_members(static_theirs, ["st"])
+    ids = [mine, theirs, static_theirs]
+    assert store.memberships_frame(ids, project_id=project.id).rows() == [(mine, "m")]
+    assert store.static_memberships_frame(ids, project_id=project.id).is_empty()
+    assert len(store.memberships_frame(ids)) == 3

@@ -1,0 +1,128 @@
+"""Schema migrations and store construction (URLs, SQLite files, PostgreSQL driver selection)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from cohort_pipeline.store import STORE_URL_ENV, CohortStore, StoreError, default_store_url
+from cohort_pipeline.store.engine import normalise_url
+from cohort_pipeline.store.migrate import current_revision, downgrade, head_revision
+from cohort_pipeline.store.schema import metadata
+
+TABLES = {"projects", "cohorts", "static_members", "memberships", "calculation_history", "api_keys"}
+
+
+def _tables(store: CohortStore) -> set[str]:
+    return set(sa.inspect(store.engine).get_table_names()) - {"alembic_version"}
+
+
+def test_migrate_builds_the_schema_on_an_empty_database(empty_database_url: str) -> None:
+    store = CohortStore(empty_database_url)
+    try:
+        assert store.is_migrated() is False
+        assert _tables(store) == set()
+        assert store.migrate() == head_revision() == "0001"
+        assert store.is_migrated() is True
+        assert _tables(store) == TABLES
+        assert store.migrate() == "0001"  # idempotent
+        project = store.create_project("works")
+        assert store.get_project(project.id) == project
+    finally:
+        store.close()
+
+
+def test_migrations_match_the_runtime_metadata(empty_database_url: str) -> None:
+    """A column added to schema.py without a migration (or the reverse) fails here."""
+    store = CohortStore(empty_database_url)
+    try:
+        store.migrate()
+        with store.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": False})
+            assert compare_metadata(context, metadata) == []
+    finally:
+        store.close()
+
+
+def test_downgrade_to_base_and_upgrade_again(empty_database_url: str) -> None:
+    store = CohortStore(empty_database_url)
+    try:
+        store.migrate()
+        downgrade(store.engine, "base")
+        assert current_revision(store.engine) is None
+        assert _tables(store) == set()
+        assert store.migrate() == "0001"
+    finally:
+        store.close()
+
+
+def test_concurrent_migrations_do_not_collide(empty_database_url: str) -> None:
+    errors: list[BaseException] = []
+
+    def migrate() -> None:
+        store = CohortStore(empty_database_url)
+        try:
+            store.migrate()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=migrate) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def test_default_url_is_a_sqlite_file_under_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv(STORE_URL_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_store_url() == f"sqlite:///{tmp_path}/.cohort_pipeline/store.db"
+    store = CohortStore()  # creates the folder on first use
+    try:
+        store.migrate()
+        assert (tmp_path / ".cohort_pipeline" / "store.db").is_file()
+    finally:
+        store.close()
+
+
+def test_environment_variable_overrides_the_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/elsewhere/s.db"
+    monkeypatch.setenv(STORE_URL_ENV, url)
+    assert default_store_url() == url
+    assert str(CohortStore().url) == url
+
+
+def test_in_memory_sqlite_keeps_one_database() -> None:
+    store = CohortStore("sqlite://")
+    try:
+        store.migrate()
+        project = store.create_project("in memory")
+        assert store.list_projects() == [project]
+    finally:
+        store.close()
+
+
+def test_plain_postgresql_urls_use_psycopg() -> None:
+    assert normalise_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+    assert normalise_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+    assert normalise_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
+
+
+def test_unsupported_backends_are_refused() -> None:
+    with pytest.raises(StoreError, match="unsupported store backend 'mysql'"):
+        CohortStore("mysql://u@h/db")
+
+
+def test_repr_hides_the_password() -> None:
+    store = CohortStore("postgresql://user:hunter2@127.0.0.1:1/db")
+    assert "hunter2" not in repr(store)

@@ -1,0 +1,170 @@
+"""All-or-nothing writes and concurrent callers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from cohort_pipeline.store import CohortStore, ProjectRecord
+from cohort_pipeline.store import members as members_module
+from cohort_pipeline.store import versions as versions_module
+from cohort_pipeline.store.schema import calculation_history, memberships, static_members
+
+from .conftest import FakeClock, rows_of
+
+
+class Boom(RuntimeError):
+    pass
+
+
+@pytest.fixture
+def published(store: CohortStore, project: ProjectRecord, clock: FakeClock) -> int:
+    """A dynamic cohort with version 1 = [a, b] published."""
+    cohort = store.create_cohort(project.id, name="c")
+    store.publish(cohort.id, store.request_calculation(cohort.id), ["a", "b"], started_at=clock.now)
+    return cohort.id
+
+
+def _state(store: CohortStore, project: ProjectRecord, cohort_id: int) -> tuple[Any, ...]:
+    c = store.get_cohort(project.id, cohort_id)
+    return (c.version, c.count, c.last_calculation, c.errors_calculating, c.last_error_at, store.members(cohort_id))
+
+
+def test_a_publish_failing_half_way_through_the_rows_leaves_nothing(
+    store: CohortStore, project: ProjectRecord, published: int, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_rows = members_module.membership_rows
+
+    def failing_rows(cohort_id: int, version: int, ids: Any) -> Iterator[tuple[int, int, str]]:
+        for n, row in enumerate(real_rows(cohort_id, version, ids)):
+            if n == 5:
+                raise Boom("disk full")
+            yield row
+
+    monkeypatch.setattr(members_module, "CHUNK_ROWS", 2)  # SQLite: earlier batches really reach the database
+    monkeypatch.setattr(versions_module, "membership_rows", failing_rows)
+    before = _state(store, project, published)
+    version = store.request_calculation(published)
+    with pytest.raises(Boom):
+        store.publish(published, version, [f"p{i}" for i in range(10)], started_at=clock.now)
+    assert _state(store, project, published) == before
+    assert {row.version for row in rows_of(store, memberships, cohort_id=published)} == {1}
+    assert len(store.calculation_history(published)) == 1
+
+
+def test_a_publish_failing_in_the_flip_leaves_state_and_cleans_candidates(
+    store: CohortStore, project: ProjectRecord, published: int, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_history(*_args: Any, **_kwargs: Any) -> None:
+        raise Boom("history table unavailable")
+
+    monkeypatch.setattr(versions_module, "insert_history", failing_history)
+    before = _state(store, project, published)
+    version = store.request_calculation(published)
+    clock.advance(minutes=1)
+    with pytest.raises(Boom):
+        store.publish(published, version, ["x", "y", "z"], started_at=clock.now)
+    assert _state(store, project, published) == before
+    assert {row.version for row in rows_of(store, memberships, cohort_id=published)} == {1}
+    monkeypatch.undo()
+    assert store.publish(published, version, ["x"], started_at=clock.now).published is True  # a retry works
+    assert store.members(published) == ["x"]
+
+
+def test_a_failure_report_that_fails_changes_nothing(
+    store: CohortStore, project: ProjectRecord, published: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_history(*_args: Any, **_kwargs: Any) -> None:
+        raise Boom("no history")
+
+    monkeypatch.setattr(versions_module, "insert_history", failing_history)
+    before = _state(store, project, published)
+    version = store.request_calculation(published)
+    with pytest.raises(Boom):
+        store.record_failure(published, version, "boom")
+    assert _state(store, project, published) == before
+    assert store.get_cohort(project.id, published).is_calculating is True
+    assert len(rows_of(store, calculation_history, cohort_id=published)) == 1
+
+
+def test_a_static_add_that_fails_adds_nobody(
+    store: CohortStore, project: ProjectRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cohort = store.create_cohort(project.id, is_static=True)
+    store.add_static_members(cohort.id, ["a"])
+
+    def failing_refresh(*_args: Any, **_kwargs: Any) -> None:
+        raise Boom("count failed")
+
+    monkeypatch.setattr(members_module.MembersMixin, "_refresh_static_state", staticmethod(failing_refresh))
+    with pytest.raises(Boom):
+        store.add_static_members(cohort.id, ["b", "c"])
+    assert [row.person_id for row in rows_of(store, static_members, cohort_id=cohort.id)] == ["a"]
+    assert store.get_cohort(project.id, cohort.id).count == 1
+
+
+def _run_threads(target: Callable[[int], None], count: int) -> list[BaseException]:
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            target(n)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_concurrent_requests_get_distinct_versions(store: CohortStore, project: ProjectRecord) -> None:
+    cohort = store.create_cohort(project.id)
+    got: list[int] = []
+    lock = threading.Lock()
+
+    def request(_n: int) -> None:
+        for _ in range(10):
+            version = store.request_calculation(cohort.id)
+            with lock:
+                got.append(version)
+
+    assert _run_threads(request, 4) == []
+    assert sorted(got) == list(range(1, 41))
+    assert store.get_cohort(project.id, cohort.id).pending_version == 40
+
+
+def test_concurrent_publishes_end_on_the_newest_version(
+    store: CohortStore, project: ProjectRecord, clock: FakeClock
+) -> None:
+    cohort = store.create_cohort(project.id)
+    versions = [store.request_calculation(cohort.id) for _ in range(6)]
+
+    def publish(n: int) -> None:
+        store.publish(cohort.id, versions[n], [f"v{versions[n]}-{i}" for i in range(50)], started_at=clock.now)
+
+    assert _run_threads(publish, len(versions)) == []
+    record = store.get_cohort(project.id, cohort.id)
+    assert (record.version, record.count, record.is_calculating) == (6, 50, False)
+    assert store.members(cohort.id) == sorted(f"v6-{i}" for i in range(50))
+    assert {row.version for row in rows_of(store, memberships, cohort_id=cohort.id)} == {6}
+
+
+def test_concurrent_static_adds_count_each_person_once(store: CohortStore, project: ProjectRecord) -> None:
+    cohort = store.create_cohort(project.id, is_static=True)
+    added: list[int] = []
+    lock = threading.Lock()
+
+    def add(n: int) -> None:
+        result = store.add_static_members(cohort.id, [f"p{i}" for i in range(n * 10, n * 10 + 30)])
+        with lock:
+            added.append(result)
+
+    assert _run_threads(add, 5) == []
+    assert sum(added) == 70
+    assert store.get_cohort(project.id, cohort.id).count == 70
