@@ -16,7 +16,8 @@ from sqlalchemy import Row
 
 from cohort_pipeline.errors import CohortValidationError
 from cohort_pipeline.store._base import StoreBase
-from cohort_pipeline.store.errors import NotFoundError
+from cohort_pipeline.store.errors import ConflictError, NotFoundError
+from cohort_pipeline.store.projects import bump_id_sequence
 from cohort_pipeline.store.records import CohortRecord
 from cohort_pipeline.store.schema import cohorts, projects
 
@@ -178,8 +179,12 @@ class CohortsMixin(StoreBase):
         is_static: bool = False,
         cohort_type: str | None = None,
         created_by: str | None = None,
+        cohort_id: int | None = None,
     ) -> CohortRecord:
         """Insert a cohort (never calculated: ``version``/``pending_version`` null, no members).
+
+        ``cohort_id`` pins the id (cohorts declared in a definitions file keep their ids); a taken id is a
+        ``ConflictError``.
 
         Only storage-level checks happen here (lengths, JSON shapes, enum values); the filter grammar and the
         create rules of spec 2 belong to ``model/`` and the service layer.
@@ -200,11 +205,17 @@ class CohortsMixin(StoreBase):
             exists = conn.execute(sa.select(projects.c.id).where(projects.c.id == project_id)).first()
             if exists is None:
                 raise NotFoundError("project", project_id)
+            if cohort_id is not None:
+                values["id"] = int(cohort_id)
+                if conn.execute(sa.select(cohorts.c.id).where(cohorts.c.id == cohort_id)).first() is not None:
+                    raise ConflictError(f"cohort {cohort_id} already exists")
             row = conn.execute(
                 sa.insert(cohorts)
                 .values(project_id=project_id, created_at=now, updated_at=now, **values)
                 .returning(*cohorts.c)
             ).one()
+            if cohort_id is not None:
+                bump_id_sequence(conn, "cohorts")
         return cohort_record(row)
 
     def update_cohort(self, project_id: int, cohort_id: int, **fields: Unpack[CohortUpdate]) -> CohortRecord:

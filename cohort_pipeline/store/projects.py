@@ -64,11 +64,11 @@ def _checked_filters(filters: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
     return [dict(item) for item in items]
 
 
-def _bump_id_sequence(conn: Connection) -> None:
+def bump_id_sequence(conn: Connection, table: str) -> None:
     """After an explicit id on PostgreSQL, move the id sequence past it so later automatic ids do not clash."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(
-            "SELECT setval(pg_get_serial_sequence('projects', 'id'), (SELECT max(id) FROM projects))"
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
         )
 
 
@@ -95,7 +95,7 @@ class ProjectsMixin(StoreBase):
             with self._write() as conn:
                 row = conn.execute(sa.insert(projects).values(**values).returning(*projects.c)).one()
                 if project_id is not None:
-                    _bump_id_sequence(conn)
+                    bump_id_sequence(conn, "projects")
         except IntegrityError as exc:
             raise ConflictError(f"project {project_id} already exists") from exc
         return project_record(row)

@@ -183,3 +183,15 @@ def test_cohorts_are_invisible_from_other_projects(store: CohortStore, project: 
             call()
     assert store.list_cohorts(other.id) == []
     assert store.get_cohort(project.id, cohort.id).name == "mine"
+
+
+def test_explicit_cohort_ids_are_kept_and_do_not_break_automatic_ones(
+    store: CohortStore, project: ProjectRecord
+) -> None:
+    pinned = store.create_cohort(project.id, name="pinned", cohort_id=50)
+    assert pinned.id == 50
+    automatic = store.create_cohort(project.id, name="automatic")
+    assert automatic.id > 50
+    with pytest.raises(ConflictError):
+        store.create_cohort(project.id, name="again", cohort_id=50)
+    assert [c.name for c in store.list_cohorts(project.id)] == ["pinned", "automatic"]
