@@ -44,6 +44,7 @@ __all__ = [
     "UNIX_SECONDS_DIGITS",
     "ZONE_NAME_OFFSETS",
     "Rewrite",
+    "align_window_start",
     "day_aligned_window",
     "end_of_day",
     "exact_window",
@@ -52,6 +53,7 @@ __all__ = [
     "named_like",
     "parse_datetime_column",
     "parse_datetime_value",
+    "relative_date_unit",
     "resolve_relative_date",
     "shift",
     "start_of_day",
@@ -482,25 +484,36 @@ def resolve_relative_date(value: str, *, now: datetime, timezone: str) -> dateti
         return None
 
 
-def _value_as_text(value: Any) -> str | None:
-    """A filter value as the text a property holding it would have (JSON numbers as their JSON text)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, str):
-        return value
-    return None
+def _read_text(text: str, now: datetime, timezone: str) -> datetime | None:
+    if is_relative_date(text):
+        return resolve_relative_date(text, now=now, timezone=timezone)
+    return _parse_absolute_text(text, timezone)
 
 
-#: Python date objects given as filter values: aware datetimes are instants, naive ones wall-clock times in the
-#: project timezone, dates their midnight there.
-_PYTHON_DATES: tuple[tuple[type, Callable[[Any, ZoneInfo], datetime]], ...] = (
-    # datetime first: a datetime is also a date
-    (datetime, lambda v, zone: (v if v.utcoffset() is not None else v.replace(tzinfo=zone)).astimezone(UTC)),
-    (date, lambda v, zone: datetime.combine(v, time.min, tzinfo=zone).astimezone(UTC)),
+def _float_text(value: float) -> str:
+    """A float as its JSON text: ``1639427152.339`` stays so, ``1617300000.0`` reads as the integer it is."""
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _read_datetime(value: datetime, now: datetime, timezone: str) -> datetime:
+    wall_or_instant = value if value.utcoffset() is not None else value.replace(tzinfo=ZoneInfo(timezone))
+    return wall_or_instant.astimezone(UTC)
+
+
+def _read_date(value: date, now: datetime, timezone: str) -> datetime:
+    return datetime.combine(value, time.min, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+#: How each kind of filter value is read, first match wins. Numbers are read as the JSON text a property holding
+#: them would have (so unix seconds / milliseconds by digit count). Python date objects may come from callers:
+#: aware datetimes are instants, naive ones wall-clock times in the project timezone, dates their midnight there.
+_FILTER_VALUE_READERS: tuple[tuple[type, Callable[[Any, datetime, str], datetime | None]], ...] = (
+    (bool, lambda value, now, timezone: None),  # before int: True is an int, and not a date
+    (datetime, _read_datetime),  # before date: a datetime is a date
+    (date, _read_date),
+    (int, lambda value, now, timezone: _read_text(str(value), now, timezone)),
+    (float, lambda value, now, timezone: _read_text(_float_text(value), now, timezone)),
+    (str, _read_text),
 )
 
 
@@ -510,18 +523,12 @@ def parse_datetime_value(value: Any, *, now: datetime, timezone: str) -> datetim
     Relative values are resolved against ``now`` without truncation (clarification 12); every other value is read
     exactly as :func:`parse_datetime_column` reads property text - the same code runs - so both sides of a
     comparison agree. Ints and floats are unix seconds or milliseconds (by digit count, like their JSON text).
-    A date alone means midnight in the project timezone.
+    A date alone means midnight in the project timezone. Lists, objects and ``None`` are not dates.
     """
-    zone = _zone_info(timezone)
-    for kind, convert in _PYTHON_DATES:
-        if isinstance(value, kind):
-            return convert(value, zone)
-    text = _value_as_text(value)
-    if text is None:
-        return None
-    if is_relative_date(text):
-        return resolve_relative_date(text, now=now, timezone=timezone)
-    return _parse_absolute_text(text, timezone)
+    _aware(now)
+    _zone_info(timezone)
+    reader = next((read for kind, read in _FILTER_VALUE_READERS if isinstance(value, kind)), None)
+    return None if reader is None else reader(value, now, timezone)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -599,6 +606,26 @@ def end_of_day(moment: datetime, timezone: str) -> datetime:
 _WINDOW_TRUNCATION: dict[str, Callable[[datetime, str], datetime]] = {"hour": start_of_hour}
 
 
+def align_window_start(moment: datetime, unit: str, timezone: str) -> datetime:
+    """A day-aligned window's lower bound from its untruncated instant: the start of the local hour when ``unit`` is
+    ``hour``, else the start of the local day (PostHog's ``always_truncate``; minutes and seconds too go to the
+    day). Also what a relative ``explicit_datetime`` needs, with :func:`relative_date_unit`."""
+    return _WINDOW_TRUNCATION.get(unit, start_of_day)(moment, timezone)
+
+
+_UNIT_OF_FIELD = {field: unit for unit, field in INTERVAL_UNITS.items()}
+
+
+def relative_date_unit(value: Any) -> str | None:
+    """The interval unit of a relative value: ``-24h`` -> ``hour``, ``-3M`` -> ``minute``, ``1q`` -> ``week``,
+    ``-7d`` -> ``day``; ``None`` when ``value`` is not relative."""
+    if not is_relative_date(value):
+        return None
+    match = RELATIVE_DATE_PATTERN.match(value.strip())
+    assert match is not None
+    return _UNIT_OF_FIELD[RELATIVE_UNITS[match["unit"]][0]]
+
+
 def _window_length(n: int) -> int:
     if n < 0:
         raise ValueError(f"A window length must not be negative, got {n}")
@@ -612,8 +639,7 @@ def day_aligned_window(now: datetime, n: int, unit: str, timezone: str) -> tuple
     ``hour``); ``upper`` is the end of today, local. "Last 30 days" therefore spans 31 calendar days and includes
     events time-stamped later today.
     """
-    truncate = _WINDOW_TRUNCATION.get(unit, start_of_day)
-    lower = truncate(shift(now, -_window_length(n), unit, timezone), timezone)
+    lower = align_window_start(shift(now, -_window_length(n), unit, timezone), unit, timezone)
     return lower, end_of_day(now, timezone)
 
 

@@ -9,7 +9,7 @@ Kolkata is UTC+5:30 all year), never printed from the code under test.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +21,7 @@ from cohort_pipeline.engine import dates
 from cohort_pipeline.engine.dates import (
     REWRITES,
     RELATIVE_UNITS,
+    align_window_start,
     day_aligned_window,
     end_of_day,
     exact_window,
@@ -28,6 +29,7 @@ from cohort_pipeline.engine.dates import (
     is_valid_date_filter_value,
     parse_datetime_column,
     parse_datetime_value,
+    relative_date_unit,
     resolve_relative_date,
     shift,
     start_of_day,
@@ -97,15 +99,26 @@ FRACTIONS = [  # microsecond precision; more digits are truncated, as DateTime64
     ("2021-04-01T19:00:00.999999999Z", "2021-04-01T19:00:00.999999"),
 ]
 
-UNIX = [  # seconds: 9-10 digits (optionally fractional); milliseconds: 13 digits
-    ("1000000000", "2001-09-09T01:46:40"),
-    ("100000000", "1973-03-03T09:46:40"),
+UNIX = [
     ("1000000000.5", "2001-09-09T01:46:40.500000"),
     ("1000000000.000001", "2001-09-09T01:46:40.000001"),
     ("1000000000.1234567", "2001-09-09T01:46:40.123456"),
-    ("1000000000000", "2001-09-09T01:46:40"),
     ("1000000000123", "2001-09-09T01:46:40.123000"),
     ("1617300000", "2021-04-01T18:00:00"),
+]
+
+#: Seconds or milliseconds is decided by the digit count, as ClickHouse's parseDateTime64BestEffort does: 9-10
+#: digits are seconds, 13 milliseconds, anything else no timestamp (8 digits read as a yyyymmdd date).
+DIGIT_COUNTS = [
+    ("7840800", None),  # 7: conformance case 161 expects 1970-04-01 (in seconds) to be unparseable
+    ("99999999", None),  # 8: yyyymmdd with month 99
+    ("20210401", "2021-04-01T00:00:00"),  # 8: yyyymmdd
+    ("100000000", "1973-03-03T09:46:40"),  # 9: seconds
+    ("1000000000", "2001-09-09T01:46:40"),  # 10: seconds
+    ("10000000000", None),  # 11
+    ("100000000000", None),  # 12
+    ("1000000000000", "2001-09-09T01:46:40"),  # 13: milliseconds
+    ("10000000000000", None),  # 14
 ]
 
 DAY_FIRST_AND_SLASHES = [
@@ -167,11 +180,6 @@ INVALID = [
     "Wed, 02 Foo 2002 15:00:00 +0200",
     "Mon, 31 Feb 2002 15:00:00 +0200",
     # numbers that are not unix timestamps (digit counts ClickHouse does not read as one)
-    "7840800",
-    "99999999",
-    "12345678901",
-    "123456789012",
-    "12345678901234",
     "1000000000000.5",
     "-1000000000",
     "+1000000000",
@@ -193,6 +201,11 @@ def test_parse_column_reads_every_format(text: str, expected: str) -> None:
 @pytest.mark.parametrize("text", INVALID)
 def test_parse_column_unparseable_is_null(text: str) -> None:
     assert parse_one(text) is None
+
+
+@pytest.mark.parametrize(("text", "expected"), DIGIT_COUNTS)
+def test_seconds_or_milliseconds_by_digit_count(text: str, expected: str | None) -> None:
+    assert parse_one(text) == (None if expected is None else utc(expected))
 
 
 def test_parse_column_null_stays_null_and_dtype_is_utc_microseconds() -> None:
@@ -632,6 +645,22 @@ def test_shift(now: str, n: int, unit: str, timezone: str, expected: str) -> Non
     assert shift(utc(now), n, unit, timezone) == utc(expected)
 
 
+@pytest.mark.parametrize(
+    ("now", "timezone", "real_hours"),
+    [
+        ("2021-03-28T12:00:00", BERLIN, 23),  # spring forward: the local day before is 23 hours away
+        ("2021-11-07T17:00:00", NEW_YORK, 25),  # fall back: 25 hours
+        ("2021-06-15T12:00:00", BERLIN, 24),
+    ],
+)
+def test_one_day_back_is_the_same_local_time(now: str, timezone: str, real_hours: int) -> None:
+    before = shift(utc(now), -1, "day", timezone)
+    local_now, local_before = utc(now).astimezone(ZoneInfo(timezone)), before.astimezone(ZoneInfo(timezone))
+    assert local_before.time() == local_now.time()
+    assert (local_now.date() - local_before.date()).days == 1
+    assert utc(now) - before == timedelta(hours=real_hours)
+
+
 def test_shift_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="Invalid interval: fortnight"):
         shift(NOW, -1, "fortnight", "UTC")
@@ -724,3 +753,37 @@ def test_exact_window(now: str, n: int, unit: str, timezone: str, lower: str, up
 def test_windows_reject_negative_lengths(window: Any) -> None:
     with pytest.raises(ValueError, match="negative"):
         window(NOW, -1, "day", "UTC")
+
+
+@pytest.mark.parametrize(
+    ("value", "unit"),
+    [
+        ("-24h", "hour"),
+        ("-5H", "hour"),
+        ("-3M", "minute"),
+        ("-90s", "second"),
+        ("-7d", "day"),
+        ("2w", "week"),
+        ("1q", "week"),
+        ("-2m", "month"),
+        ("1y", "year"),
+        ("2021-04-01", None),
+        (None, None),
+    ],
+)
+def test_relative_date_unit(value: Any, unit: str | None) -> None:
+    assert relative_date_unit(value) == unit
+
+
+@pytest.mark.parametrize(
+    ("moment", "unit", "timezone", "expected"),
+    [
+        ("2025-03-14T14:30:00", "hour", "UTC", "2025-03-14T14:00:00"),
+        ("2025-03-14T14:30:00", "day", "UTC", "2025-03-14T00:00:00"),
+        ("2025-03-14T14:30:00", "minute", "UTC", "2025-03-14T00:00:00"),  # only hours keep the hour
+        ("2025-03-14T14:30:00", "month", BERLIN, "2025-03-13T23:00:00"),
+        ("2025-03-14T14:30:00", "hour", KOLKATA, "2025-03-14T14:30:00"),  # 20:00 IST exactly
+    ],
+)
+def test_align_window_start(moment: str, unit: str, timezone: str, expected: str) -> None:
+    assert align_window_start(utc(moment), unit, timezone) == utc(expected)

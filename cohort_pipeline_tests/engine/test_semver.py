@@ -63,10 +63,10 @@ def test_parse_semver(text: Any, expected: tuple[int, ...]) -> None:
     assert parse_semver(text) == expected
 
 
-@pytest.mark.parametrize(
-    "text", ["", " ", "abc", "1.x", "1..2", ".1", "1.2.", "-1.2", "1.2.3beta", "1.*", "~1.2.3", "^1.2", "1,2,3",
-             None, 1.5, True, ["1.2.3"]]
-)
+NOT_SEMVER = ["", " ", "abc", "1.x", "1..2", ".1", "1.2.", "-1.2", "1.2.3beta", "1.*", "~1.2.3", "^1.2", "1,2,3"]
+
+
+@pytest.mark.parametrize("text", [*NOT_SEMVER, None, 1.5, True, ["1.2.3"]])
 def test_parse_semver_rejects_non_versions(text: Any) -> None:
     with pytest.raises(ValueError, match="Invalid semver value"):
         parse_semver(text)
@@ -166,8 +166,16 @@ def test_sort_keys_order_versions_and_equate_padded_ones() -> None:
     assert len(set(representatives)) == len(representatives)
 
 
-@pytest.mark.parametrize("version", [version for group in ORDERED for version in group if version[0].isdigit()
-                                     and "-" not in version and "+" not in version])
+def test_polars_sorts_by_the_key_in_version_order() -> None:
+    shuffled = [group[0] for group in reversed(ORDERED)]
+    frame = pl.DataFrame({"version": shuffled}).sort(sortable_semver_expr(pl.col("version")))
+    assert frame["version"].to_list() == [group[0] for group in ORDERED]
+
+
+PLAIN_VERSIONS = [version for group in ORDERED for version in group if version.replace(".", "").isdigit()]
+
+
+@pytest.mark.parametrize("version", PLAIN_VERSIONS)
 def test_column_key_equals_filter_value_key(version: str) -> None:
     assert keys([version]) == [semver_sort_key(version)]
     assert semver_sort_key(parse_semver(version)) == semver_sort_key(version)
@@ -339,7 +347,5 @@ def test_predicate_rejects_invalid_filter_values_and_operators(operator: str, va
 
 
 def test_operator_set() -> None:
-    assert SEMVER_OPERATORS == {
-        "semver_eq", "semver_neq", "semver_gt", "semver_gte", "semver_lt", "semver_lte",
-        "semver_tilde", "semver_caret", "semver_wildcard",
-    }
+    comparisons = {"semver_eq", "semver_neq", "semver_gt", "semver_gte", "semver_lt", "semver_lte"}
+    assert SEMVER_OPERATORS == comparisons | {"semver_tilde", "semver_caret", "semver_wildcard"}

@@ -1,0 +1,100 @@
+"""``performed_event_regularly`` (spec 5.3, decision 7): qualifying periods per person.
+
+The span and the period index come from :class:`..windows.Regularity` (periods counted back from 23:59:59.999999
+yesterday; a year is 12 months). A period *qualifies* when the person's target events in it satisfy
+``count OP operator_value`` (``gte``, ``lte``, ``exact`` / ``eq`` / none = equality); periods without events never
+qualify. A person is a member with at least ``min_periods`` qualifying periods. ``event_filters`` are ignored, as
+PostHog's stickiness series carries none.
+
+All regularity leaves of a run are one branch of the fused plan: the rows of each leaf (target events in its span,
+with their period index) are stacked in long form, counted per ``(person, leaf, period)`` in one group-by, and
+the qualifying periods are counted per person into one boolean column per leaf in a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from cohort_pipeline.engine.behaviors.event_matching import LeafResolver, Target, property_keys
+from cohort_pipeline.engine.behaviors.plan import PERSON, TIMESTAMP, FusedPlan
+from cohort_pipeline.engine.behaviors.windows import Regularity
+from cohort_pipeline.errors import CalculationError
+
+_NO_LIMIT = 2**62
+
+#: Stickiness criteria operators (decision 7) -> the range of event counts with which a period qualifies.
+PERIOD_OPERATORS: dict[str | None, Callable[[int], tuple[int, int]]] = {
+    None: lambda value: (value, value),
+    "exact": lambda value: (value, value),
+    "eq": lambda value: (value, value),
+    "gte": lambda value: (value, _NO_LIMIT),
+    "lte": lambda value: (1, value),
+}
+
+
+@dataclass(frozen=True)
+class PerformedEventRegularly:
+    target: Target
+    span: Regularity
+    operator: str | None
+    value: int
+    min_periods: int
+
+    @classmethod
+    def prepare(cls, leaf: Any, resolver: LeafResolver) -> PerformedEventRegularly:
+        if leaf.operator not in PERIOD_OPERATORS:
+            raise CalculationError("performed_event_regularly operator must be gte, lte, exact (or eq), or None",
+                                   error_code="validation_error")
+        return cls(resolver.target(leaf.event_type, leaf.key), Regularity.of(leaf, resolver.ctx), leaf.operator,
+                   int(leaf.operator_value), int(leaf.min_periods))
+
+    @property
+    def property_keys(self) -> set[str]:
+        return property_keys([self.target], [])
+
+    def contribute(self, name: str, plan: FusedPlan) -> None:
+        plan.read(self.target, self.span.window)
+        in_span = plan.within(plan.match(self.target), self.span.window)
+        plan.branch(RegularityBranch, RegularityBranch).add(name, in_span, self)
+        plan.output(name, pl.col(name))
+
+
+@dataclass
+class RegularityBranch:
+    """Every regularity leaf of the run, evaluated together (see the module docstring)."""
+
+    leaves: list[tuple[str, pl.Expr, PerformedEventRegularly]] = field(default_factory=list)
+
+    def add(self, name: str, in_span: pl.Expr, leaf: PerformedEventRegularly) -> None:
+        """``in_span``: the row column "a target event inside the leaf's span"."""
+        self.leaves.append((name, in_span, leaf))
+
+    def frame(self, rows: pl.LazyFrame) -> pl.LazyFrame:
+        parts = [
+            rows.filter(in_span).select(
+                PERSON,
+                pl.lit(index, dtype=pl.Int32).alias("leaf"),
+                leaf.span.period_index(TIMESTAMP).alias("period"),
+            )
+            for index, (_, in_span, leaf) in enumerate(self.leaves)
+        ]
+        limits = [PERIOD_OPERATORS[leaf.operator](leaf.value) for _, _, leaf in self.leaves]
+        criteria = pl.LazyFrame(
+            {"leaf": list(range(len(limits))), "low": [low for low, _ in limits], "high": [high for _, high in limits]},
+            schema={"leaf": pl.Int32, "low": pl.Int64, "high": pl.Int64},
+        )
+        qualifying = (
+            pl.concat(parts)
+            .group_by(PERSON, "leaf", "period")
+            .agg(pl.len().cast(pl.Int64).alias("n"))
+            .join(criteria, on="leaf", how="inner")
+            .filter(pl.col("n").is_between(pl.col("low"), pl.col("high")))
+        )
+        return qualifying.group_by(PERSON).agg(
+            ((pl.col("leaf") == index).sum() >= leaf.min_periods).alias(name)
+            for index, (name, _, leaf) in enumerate(self.leaves)
+        )
