@@ -58,6 +58,7 @@ from cohort_pipeline.model.rules import (
     EventType,
     Interval,
     behavior_problem,
+    client_behavior_problem,
     operator_problem,
     person_leaf_problem,
 )
@@ -341,7 +342,7 @@ class BehavioralFilter(_Node):
     def _check_behavior(self, info: ValidationInfo) -> Any:
         problem = behavior_problem(self)
         if problem is None and _is_client(info):
-            problem = self._explicit_datetime_problem()
+            problem = client_behavior_problem(self) or self._explicit_datetime_problem()
         if problem is not None:
             raise rule_error(problem)
         return self

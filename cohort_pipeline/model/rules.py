@@ -346,3 +346,41 @@ def behavior_problem(leaf: Any) -> str | None:
     ):
         return "seq_date must be more recent than date"
     return None
+
+
+#: Event-filter types the engine evaluates. ``element`` needs an elements chain the event data does not carry and
+#: ``hogql`` a HogQL compiler; both are refused when a cohort is saved rather than failing every calculation.
+ENGINE_EVENT_FILTER_TYPES: Final[frozenset[str]] = frozenset({"event"})
+
+
+def _event_filter_leaves(node: Any) -> list[Any]:
+    if node is None:
+        return []
+    if isinstance(node, list):
+        return [leaf for item in node for leaf in _event_filter_leaves(item)]
+    if hasattr(node, "values") and isinstance(node.values, list):
+        return _event_filter_leaves(node.values)
+    return [node]
+
+
+def _is_action_id(key: Any) -> bool:
+    return (isinstance(key, int) and not isinstance(key, bool)) or (isinstance(key, str) and key.isdigit())
+
+
+def client_behavior_problem(leaf: Any) -> str | None:
+    """Rules this project adds when a client saves a behavioural leaf, so that what saves can be calculated:
+    action ids are integers, event filters are ``event`` filters, and explicit dates only go with the
+    behaviours that read them (spec 5.1: performed_event, multiple, first_time, sequence)."""
+    for key_name, type_name in (("key", "event_type"), ("seq_event", "seq_event_type")):
+        key = getattr(leaf, key_name)
+        if getattr(leaf, type_name) == "actions" and key is not None and not _is_action_id(key):
+            return f"{key_name} must be an action id (an integer) when {type_name} is 'actions', got '{key}'"
+    for item in _event_filter_leaves(leaf.event_filters):
+        if item.type not in ENGINE_EVENT_FILTER_TYPES:
+            return f"Event filters of type '{item.type}' are not supported; use 'event' property filters"
+    if BEHAVIOR_RULES[leaf.value].window == "time":
+        for name in ("explicit_datetime", "explicit_datetime_to"):
+            if getattr(leaf, name) is not None:
+                return f"{name} is not supported for {leaf.value}; use time_value and time_interval"
+    return None
+

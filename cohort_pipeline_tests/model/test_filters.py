@@ -494,7 +494,7 @@ def test_seq_fields_have_the_same_messages() -> None:
           for op in ("eq", "exact", "gte", "lte", "gt", "lt")),
         behavioral("performed_event_multiple", **WEEK, operator_value=1,
                    event_filters=[{"type": "event", "key": "a", "operator": "exact", "value": 1},
-                                  {"type": "hogql", "key": "properties.a = 1"}]),
+                                  {"type": "event", "key": "b", "operator": "is_set"}]),
         behavioral("performed_event_multiple", explicit_datetime="-7d", operator="gte", operator_value=3),
         {**behavioral("performed_event", **WEEK), "key": 42, "event_type": "actions"},
         behavioral("performed_event_sequence", time_value=7, time_interval="day", seq_event="$pageview",
@@ -510,12 +510,38 @@ def test_seq_fields_have_the_same_messages() -> None:
         behavioral("performed_event", time_value=5, time_interval="minute"),
         behavioral("performed_event", **WEEK, event_filters={"type": "OR", "values": [
             {"type": "event", "key": "a", "operator": "exact", "value": 1},
-            {"type": "AND", "values": [{"type": "element", "key": "text", "value": "Buy"}]}]}),
+            {"type": "AND", "values": [{"type": "event", "key": "b", "operator": "icontains", "value": "x"}]}]}),
         behavioral("performed_event", operator="whatever", operator_value=0, **WEEK),  # ignored by performed_event
     ],
 )
 def test_valid_behavioral_leaves(leaf: dict[str, Any]) -> None:
     parse_filters(wrap(leaf))
+
+
+@pytest.mark.parametrize(
+    ("leaf", "message"),
+    [
+        ({**behavioral("performed_event", **WEEK), "key": "checkout", "event_type": "actions"},
+         "key must be an action id (an integer) when event_type is 'actions', got 'checkout'"),
+        (behavioral("performed_event_sequence", **WEEK, seq_event="signup", seq_event_type="actions",
+                    seq_time_value=1, seq_time_interval="day"),
+         "seq_event must be an action id (an integer) when seq_event_type is 'actions', got 'signup'"),
+        (behavioral("performed_event", **WEEK, event_filters=[{"type": "hogql", "key": "properties.a = 1"}]),
+         "Event filters of type 'hogql' are not supported; use 'event' property filters"),
+        (behavioral("performed_event", **WEEK, event_filters={"type": "OR", "values": [
+            {"type": "AND", "values": [{"type": "element", "key": "text", "value": "Buy"}]}]}),
+         "Event filters of type 'element' are not supported; use 'event' property filters"),
+        (behavioral("stopped_performing_event", **WEEK, seq_time_value=1, seq_time_interval="day",
+                    explicit_datetime="-3d"),
+         "explicit_datetime is not supported for stopped_performing_event; use time_value and time_interval"),
+        (behavioral("performed_event_regularly", time_value=1, time_interval="day", operator_value=1,
+                    min_periods=1, total_periods=2, explicit_datetime_to="-1d"),
+         "explicit_datetime_to is not supported for performed_event_regularly; use time_value and time_interval"),
+    ],
+)
+def test_behavioral_leaves_the_engine_cannot_calculate_are_refused_on_save(leaf: dict[str, Any], message: str) -> None:
+    assert error_of(wrap(leaf)).detail == f"{P0}: {message}"
+    parse_filters(wrap(leaf), internal=True)  # stored definitions still parse; the engine reports the problem
 
 
 def test_event_filter_group_is_typed() -> None:
