@@ -1,0 +1,1 @@
+"""Dagster definitions: thin wrappers that call the service layer (see ARCHITECTURE.md)."""
