@@ -74,7 +74,8 @@ def library_memberships() -> pl.DataFrame:
             [{k: v for k, v in cohort.items() if k != "csv"} for cohort in project["cohorts"]],
             data.persons, data.person_distinct_ids, data.events, now=NOW, timezone=project["timezone"],
             property_definitions=project.get("property_definitions"),
-            test_account_filters=project.get("test_account_filters", []), static_memberships=static)
+            test_account_filters=project.get("test_account_filters", []), static_memberships=static,
+            actions=project.get("actions", []))
         frames.append(members.select(pl.lit(project["id"], pl.Int64).alias("project_id"), "cohort_id", "person_id"))
     return pl.concat(frames).sort("project_id", "cohort_id", "person_id")
 

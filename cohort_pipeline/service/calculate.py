@@ -111,6 +111,7 @@ def calculate_project(
         timezone=project.timezone,
         property_definitions=project.property_definitions,
         test_account_filters=project.test_account_filters,
+        actions=project.actions,
         static_memberships=static_members,
         published_memberships=published_memberships,
     )

@@ -6,6 +6,8 @@ Format (JSON)::
                    "test_account_filters": [{"type": "person", "key": "email", "operator": "not_icontains",
                                              "value": "@acme.com"}],
                    "property_definitions": {"age": "Numeric"},
+                   "actions": [{"id": 7, "name": "Checkout", "steps": [
+                       {"event": "$pageview", "url": "/checkout", "url_matching": "contains"}]}],
                    "cohorts": [{"id": 1, "name": "Pro users", "filters": {"properties": {...}}},
                                {"id": 2, "name": "Beta testers", "is_static": true, "csv": "uploads/beta.csv"}]}]}
 
@@ -26,8 +28,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
+from cohort_pipeline.engine.behaviors.actions import parse_action
 from cohort_pipeline.engine.property_types import parse_property_type
-from cohort_pipeline.errors import CohortValidationError
+from cohort_pipeline.errors import CalculationError, CohortValidationError
 from cohort_pipeline.model import CohortDefinition, parse_cohort, parse_filters
 from cohort_pipeline.model.references import INVALID_ID_MESSAGE, find_cycle
 
@@ -50,6 +53,7 @@ class _ProjectSpec(BaseModel):
     timezone: str = "UTC"
     test_account_filters: list[dict[str, Any]] = Field(default_factory=list)
     property_definitions: dict[str, str] = Field(default_factory=dict)
+    actions: list[dict[str, Any]] = Field(default_factory=list)
     cohorts: list[dict[str, Any]] = Field(default_factory=list)
 
 
@@ -85,6 +89,7 @@ class ProjectSpec:
     test_account_filters: list[dict[str, Any]]
     property_definitions: dict[str, str]
     cohorts: list[CohortSpec] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _is_id(value: Any) -> bool:
@@ -146,8 +151,25 @@ def _check_settings(spec: _ProjectSpec) -> None:
                                        attr="test_account_filters") from error
 
 
+def _check_actions(spec: _ProjectSpec) -> None:
+    """Every action parses (steps, URL matching, property filters) and ids are unique integers."""
+    seen: set[int] = set()
+    for index, raw in enumerate(spec.actions):
+        where = f"project {spec.id}, actions[{index}]"
+        if not _is_id(raw.get("id")):
+            raise DefinitionsFileError(f"{where}: every action needs an integer 'id'.", attr="actions")
+        if raw["id"] in seen:
+            raise DefinitionsFileError(f"{where}: action id {raw['id']} is used twice.", attr="actions")
+        seen.add(raw["id"])
+        try:
+            parse_action(raw, raw["id"])
+        except CalculationError as error:
+            raise DefinitionsFileError(f"{where}: {error.message}", attr="actions") from error
+
+
 def _check_project(spec: _ProjectSpec, cohorts: list[CohortSpec]) -> None:
     _check_settings(spec)
+    _check_actions(spec)
     seen: set[int] = set()
     for cohort in cohorts:
         if cohort.id in seen:
@@ -185,7 +207,7 @@ def load_definitions(path: Path) -> list[ProjectSpec]:
                    for index, raw in enumerate(project.cohorts)]
         _check_project(project, cohorts)
         projects.append(ProjectSpec(project.id, project.name, project.timezone, project.test_account_filters,
-                                    project.property_definitions, cohorts))
+                                    project.property_definitions, cohorts, project.actions))
     ids = [p.id for p in projects]
     if len(ids) != len(set(ids)):
         raise DefinitionsFileError(f"definitions file {path}: a project id is used twice.", attr="projects")

@@ -94,9 +94,9 @@ def test_materialization_metadata(sample_run: tuple[dg.ExecuteInProcessResult, C
     # sizes from data/sample/README.md
     assert metadata["persons"] == {"dagster/row_count": 550, "project_1": 400, "project_2": 150}
     assert metadata["events"] == {"dagster/row_count": 19_000, "project_1": 15_000, "project_2": 4_000}
-    assert metadata["cohort_definitions"] == {"projects": 2, "cohorts": 15}
+    assert metadata["cohort_definitions"] == {"projects": 2, "cohorts": 23}
     membership = metadata["cohort_membership"]
-    assert membership["cohorts"] == 15
+    assert membership["cohorts"] == 23
     assert membership["dagster/row_count"] == sum(expected_counts(SAMPLE_DEFINITIONS).values())
     assert membership["counts"].startswith("| project | cohort | name | kind | count |")
 
@@ -108,7 +108,7 @@ def test_a_broken_cohort_fails_the_run_by_name_and_the_others_are_published(
     (tmp_path / "uploads" / "broken.csv").write_bytes(b"\xff\xfe garbage")
     spec = sample_json()
     spec["projects"][0]["cohorts"].append(
-        {"id": 14, "name": "Broken upload", "is_static": True, "csv": "uploads/broken.csv"})
+        {"id": 90, "name": "Broken upload", "is_static": True, "csv": "uploads/broken.csv"})
     definitions = write_json(tmp_path / "cohorts.json", spec)
     store, url = store_copy(store_template, tmp_path)
 
@@ -116,12 +116,12 @@ def test_a_broken_cohort_fails_the_run_by_name_and_the_others_are_published(
 
     assert not result.success
     assert failures(result) == {"cohort_membership": (
-        "1 of 16 cohorts failed; the others were published.\n"
-        "cohort 14 (Broken upload): csv: CSV file encoding is not supported. Please save your file as UTF-8 and "
+        "1 of 24 cohorts failed; the others were published.\n"
+        "cohort 90 (Broken upload): csv: CSV file encoding is not supported. Please save your file as UTF-8 and "
         "try again.")}
-    broken = store.get_cohort(1, 14)
+    broken = store.get_cohort(1, 90)
     assert (broken.version, broken.count, broken.errors_calculating) == (None, None, 1)
-    assert store.calculation_history(14)[0].error.startswith("csv: CSV file encoding is not supported.")
+    assert store.calculation_history(90)[0].error.startswith("csv: CSV file encoding is not supported.")
     for cohort_id, count in expected_counts(SAMPLE_DEFINITIONS).items():
         project_id = 2 if cohort_id > 100 else 1
         assert (store.get_cohort(project_id, cohort_id).version, store.get_cohort(project_id, cohort_id).count) == (

@@ -5,16 +5,18 @@ Expected members are worked out from the raw sample tables in plain Python (help
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from cohort_pipeline.service.calculate import ProjectResult, calculate_project
 from cohort_pipeline.service.definitions_file import ProjectSpec, load_definitions
-from cohort_pipeline.sources import ProjectData
+from cohort_pipeline.sources import ProjectData, load_project
 from cohort_pipeline_tests.service.helpers import (
+    SAMPLE,
     UPLOADS,
     VIP_DISTINCT_IDS,
     WEBINAR_EMAILS,
@@ -185,3 +187,32 @@ def test_a_bad_csv_fails_its_cohort_and_its_dependents_only(
     assert members(result, 1) == persons_where(1, paying) and outcome(result, 1).count == len(members(result, 1))
     assert members(result, 24) == persons_of_distinct_ids(1, VIP_DISTINCT_IDS)
     assert set(result.memberships["cohort_id"]) == {1, 24}
+
+
+def test_action_cohorts_use_the_projects_actions(tmp_path: Path) -> None:
+    """An action of the definitions file reaches the engine: the sample's checkout action matches exactly the
+    persons with a checkout pageview (counted here straight from the events), an unknown action nobody."""
+    now = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    leaf = {"type": "behavioral", "event_type": "actions", "value": "performed_event",
+            "time_value": 30, "time_interval": "day"}
+    spec = {"projects": [{"id": 1, "name": "Acme", "actions": [
+        {"id": 1, "name": "Checkout", "steps": [{"event": "$pageview", "url": "/checkout"}]}], "cohorts": [
+        {"id": 1, "name": "Checkout", "filters": {"properties": {"type": "AND", "values": [{**leaf, "key": 1}]}}},
+        {"id": 2, "name": "Unknown action", "filters": {"properties": {"type": "AND", "values": [
+            {**leaf, "key": 99}]}}},
+    ]}]}
+    project = load_definitions(write_json(tmp_path / "cohorts.json", spec))[0]
+    data = load_project(SAMPLE, 1)
+    result = calculate_project(project, data, now=now)
+
+    since = datetime(2026, 10, 2, tzinfo=UTC)  # day-aligned: 30 days before 2026-11-01, UTC midnight
+    expected = (
+        data.events.filter((pl.col("event") == "$pageview") & (pl.col("timestamp") >= since)
+                           & (pl.col("timestamp") <= now.replace(hour=0) + timedelta(days=1, microseconds=-1))
+                           & pl.col("properties").str.json_path_match('$["$current_url"]').str.contains("/checkout",
+                                                                                                       literal=True))
+        .join(data.person_distinct_ids, on="distinct_id").select("person_id").unique().collect()["person_id"]
+    )
+    assert sorted(result.members_of(1).to_list()) == sorted(expected.to_list())
+    assert len(expected) > 0
+    assert result.members_of(2).to_list() == []

@@ -125,6 +125,17 @@ CASES: list[tuple[str, Any, str]] = [
     ("bad test-account filter", one_project(PRO, test_account_filters=[
         person_leaf("email", "not_icontains", "@acme.com"), person_leaf("email", "likes", "x")]),
      "project 1: test_account_filters[1]: " + UNKNOWN_OPERATOR),
+    # actions
+    ("action without id", one_project(PRO, actions=[{"name": "Checkout", "steps": []}]),
+     "project 1, actions[0]: every action needs an integer 'id'."),
+    ("duplicate action id", one_project(PRO, actions=[{"id": 1, "steps": []}, {"id": 1, "steps": []}]),
+     "project 1, actions[1]: action id 1 is used twice."),
+    ("bad url matching", one_project(PRO, actions=[{"id": 1, "steps": [
+        {"event": "$pageview", "url": "/checkout", "url_matching": "fuzzy"}]}]),
+     "project 1, actions[0]: Action 1: url_matching must be one of exact, contains, regex, got 'fuzzy'"),
+    ("element step", one_project(PRO, actions=[{"id": 1, "steps": [{"event": "$autocapture", "text": "Buy"}]}]),
+     "project 1, actions[0]: Action 1: element matching (selector, tag_name, href, text) needs the elements "
+     "chain of $autocapture events, which the event data does not carry"),
     # references
     ("cycle between cohorts", one_project(dynamic(1, "A", cohort_leaf(2)), dynamic(2, "B", cohort_leaf(1))),
      "project 1: Cohorts cannot reference other cohorts in a loop. (1 -> 2 -> 1)"),
