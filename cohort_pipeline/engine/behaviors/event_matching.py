@@ -283,3 +283,15 @@ def property_keys(targets: list[Target], filters: list[EventFilters | None]) -> 
         if item is not None:
             keys |= item.property_keys
     return keys
+
+
+class FilteredTarget:
+    """Mixin of behaviours that match ``target`` events narrowed by ``event_filters`` (declared as dataclass
+    fields ``target`` and ``filters`` by each behaviour)."""
+
+    target: Target
+    filters: EventFilters | None
+
+    @property
+    def property_keys(self) -> set[str]:
+        return property_keys([self.target], [self.filters])

@@ -19,13 +19,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from cohort_pipeline.engine.behaviors import windows
-from cohort_pipeline.engine.behaviors.event_matching import EventFilters, LeafResolver, Target, property_keys
+from cohort_pipeline.engine.behaviors.event_matching import (
+    EventFilters,
+    FilteredTarget,
+    LeafResolver,
+    Target,
+    property_keys,
+)
 from cohort_pipeline.engine.behaviors.plan import FusedPlan
 from cohort_pipeline.engine.behaviors.windows import Window
 
 
 @dataclass(frozen=True)
-class PerformedEventFirstTime:
+class PerformedEventFirstTime(FilteredTarget):
     target: Target
     filters: EventFilters | None
     window: Window
@@ -34,10 +40,6 @@ class PerformedEventFirstTime:
     def prepare(cls, leaf: Any, resolver: LeafResolver) -> PerformedEventFirstTime:
         return cls(resolver.target(leaf.event_type, leaf.key), resolver.filters(leaf.event_filters),
                    windows.day_aligned(leaf, resolver.ctx))
-
-    @property
-    def property_keys(self) -> set[str]:
-        return property_keys([self.target], [self.filters])
 
     def contribute(self, name: str, plan: FusedPlan) -> None:
         window = self.window
@@ -51,7 +53,7 @@ class PerformedEventFirstTime:
 
 
 @dataclass(frozen=True)
-class StoppedPerformingEvent:
+class StoppedPerformingEvent(FilteredTarget):
     target: Target
     filters: EventFilters | None
     look_back: Window
@@ -62,10 +64,6 @@ class StoppedPerformingEvent:
         look_back, recent = windows.stopped_windows(leaf, resolver.ctx)
         return cls(resolver.target(leaf.event_type, leaf.key), resolver.filters(leaf.event_filters), look_back,
                    recent)
-
-    @property
-    def property_keys(self) -> set[str]:
-        return property_keys([self.target], [self.filters])
 
     def contribute(self, name: str, plan: FusedPlan) -> None:
         plan.read(self.target, self.look_back)

@@ -15,7 +15,12 @@ from typing import Any
 import polars as pl
 
 from cohort_pipeline.engine.behaviors import windows
-from cohort_pipeline.engine.behaviors.event_matching import EventFilters, LeafResolver, Target, property_keys
+from cohort_pipeline.engine.behaviors.event_matching import (
+    EventFilters,
+    FilteredTarget,
+    LeafResolver,
+    Target,
+)
 from cohort_pipeline.engine.behaviors.plan import FusedPlan
 from cohort_pipeline.engine.behaviors.windows import Window
 from cohort_pipeline.errors import CalculationError
@@ -33,7 +38,7 @@ COUNT_OPERATORS: dict[str | None, Callable[[pl.Expr, int], pl.Expr]] = {
 
 
 @dataclass(frozen=True)
-class PerformedEvent:
+class PerformedEvent(FilteredTarget):
     target: Target
     filters: EventFilters | None
     window: Window
@@ -43,17 +48,13 @@ class PerformedEvent:
         return cls(resolver.target(leaf.event_type, leaf.key), resolver.filters(leaf.event_filters),
                    windows.day_aligned(leaf, resolver.ctx))
 
-    @property
-    def property_keys(self) -> set[str]:
-        return property_keys([self.target], [self.filters])
-
     def contribute(self, name: str, plan: FusedPlan) -> None:
         plan.read(self.target, self.window)
         plan.output(name, plan.any_in(plan.match(self.target, self.filters), self.window))
 
 
 @dataclass(frozen=True)
-class PerformedEventMultiple:
+class PerformedEventMultiple(FilteredTarget):
     target: Target
     filters: EventFilters | None
     window: Window
@@ -66,10 +67,6 @@ class PerformedEventMultiple:
             raise CalculationError("count_operator must be gt(e), lt(e), exact, or None", error_code="validation_error")
         return cls(resolver.target(leaf.event_type, leaf.key), resolver.filters(leaf.event_filters),
                    windows.exact(leaf, resolver.ctx), leaf.operator, int(leaf.operator_value))
-
-    @property
-    def property_keys(self) -> set[str]:
-        return property_keys([self.target], [self.filters])
 
     def contribute(self, name: str, plan: FusedPlan) -> None:
         plan.read(self.target, self.window)
