@@ -17,11 +17,13 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cohort_pipeline.api.cli import app as api_app
 from cohort_pipeline.errors import CohortPipelineError
 
 app = typer.Typer(help="PostHog-compatible cohorts as a Polars + Dagster pipeline.", no_args_is_help=True)
 data_app = typer.Typer(help="Sample and benchmark data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(api_app)  # `serve` and `keys` (the HTTP API)
 console = Console()
 err_console = Console(stderr=True)
 

@@ -4,7 +4,7 @@
 * ``memberships``: one full row set per calculated version of a dynamic cohort; readers see only the
   published ``version``,
 * ``static_members``: static cohorts, idempotent on ``(cohort_id, person_id)``,
-* ``calculation_history`` and hashed ``api_keys``.
+* ``calculation_history``, hashed ``api_keys`` and a minimal ``feature_flags`` registry.
 
 The schema is owned by the Alembic migrations in ``migrations/``; ``CohortStore.migrate()`` applies them.
 """
@@ -23,6 +23,7 @@ from cohort_pipeline.store.records import (
     ApiKeyRecord,
     CalculationRecord,
     CohortRecord,
+    FeatureFlagRecord,
     ProjectRecord,
     PublishResult,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "CohortRecord",
     "CohortStore",
     "ConflictError",
+    "FeatureFlagRecord",
     "InvalidMembershipError",
     "NotFoundError",
     "ProjectRecord",

@@ -111,3 +111,20 @@ class ApiKeyRecord:
     def is_active(self) -> bool:
         """False once the key has been revoked."""
         return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureFlagRecord:
+    """A feature flag of the minimal registry: its key, whether it is active, and PostHog's ``filters`` JSON
+    (the cohorts it targets are the ``cohort`` properties of its condition groups)."""
+
+    id: int
+    project_id: int
+    key: str
+    name: str
+    filters: dict[str, Any]
+    active: bool
+    deleted: bool
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime

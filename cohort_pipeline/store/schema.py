@@ -158,3 +158,22 @@ api_keys = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
 )
+
+# A minimal feature-flag registry (spec 8.2): only what the cohort rules need. ``filters`` keeps PostHog's flag
+# filter JSON (``{"groups": [{"properties": [...], "rollout_percentage": ...}]}``); the cohorts a flag targets are
+# read from its ``cohort`` properties. Keys are unique among a project's non-deleted flags (checked by the store
+# inside the write transaction, as a partial unique index would not read the same on both backends).
+feature_flags = sa.Table(
+    "feature_flags",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("key", sa.String(400), nullable=False),
+    sa.Column("name", sa.String(400), nullable=False, server_default=""),
+    sa.Column("filters", JSONDocument, nullable=False),
+    sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("deleted", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("created_by", sa.String(255), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)

@@ -8,6 +8,7 @@ from cohort_pipeline.store._base import Clock
 from cohort_pipeline.store.api_keys import ApiKeysMixin
 from cohort_pipeline.store.cohorts import CohortsMixin
 from cohort_pipeline.store.engine import default_store_url
+from cohort_pipeline.store.feature_flags import FeatureFlagsMixin
 from cohort_pipeline.store.history import HistoryMixin
 from cohort_pipeline.store.members import MembersMixin
 from cohort_pipeline.store.migrate import current_revision, head_revision, upgrade
@@ -15,8 +16,10 @@ from cohort_pipeline.store.projects import ProjectsMixin
 from cohort_pipeline.store.versions import VersioningMixin
 
 
-class CohortStore(ProjectsMixin, CohortsMixin, VersioningMixin, MembersMixin, HistoryMixin, ApiKeysMixin):
-    """Projects, cohorts and their calculation state, memberships, history and API keys, behind SQLAlchemy.
+class CohortStore(
+    ProjectsMixin, CohortsMixin, VersioningMixin, MembersMixin, HistoryMixin, ApiKeysMixin, FeatureFlagsMixin
+):
+    """Projects, cohorts and their calculation state, memberships, history, API keys and feature flags.
 
     Construct it from a SQLAlchemy URL (``sqlite:///path.db`` or ``postgresql://...``; default
     ``default_store_url()``) and call ``migrate()`` once before use. Every method runs in its own transaction

@@ -15,7 +15,9 @@ from cohort_pipeline.store.engine import normalise_url
 from cohort_pipeline.store.migrate import current_revision, downgrade, head_revision
 from cohort_pipeline.store.schema import metadata
 
-TABLES = {"projects", "cohorts", "static_members", "memberships", "calculation_history", "api_keys"}
+TABLES = {
+    "projects", "cohorts", "static_members", "memberships", "calculation_history", "api_keys", "feature_flags"
+}
 
 
 def _tables(store: CohortStore) -> set[str]:
@@ -27,10 +29,10 @@ def test_migrate_builds_the_schema_on_an_empty_database(empty_database_url: str)
     try:
         assert store.is_migrated() is False
         assert _tables(store) == set()
-        assert store.migrate() == head_revision() == "0001"
+        assert store.migrate() == head_revision() == "0002"
         assert store.is_migrated() is True
         assert _tables(store) == TABLES
-        assert store.migrate() == "0001"  # idempotent
+        assert store.migrate() == "0002"  # idempotent
         project = store.create_project("works")
         assert store.get_project(project.id) == project
     finally:
@@ -56,7 +58,7 @@ def test_downgrade_to_base_and_upgrade_again(empty_database_url: str) -> None:
         downgrade(store.engine, "base")
         assert current_revision(store.engine) is None
         assert _tables(store) == set()
-        assert store.migrate() == "0001"
+        assert store.migrate() == "0002"
     finally:
         store.close()
 
