@@ -17,13 +17,14 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cohort_pipeline.api.cli import app as api_app
 from cohort_pipeline.errors import CohortPipelineError
 
 app = typer.Typer(help="PostHog-compatible cohorts as a Polars + Dagster pipeline.", no_args_is_help=True)
 data_app = typer.Typer(help="Sample and benchmark data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-app.add_typer(api_app)  # `serve` and `keys` (the HTTP API)
+from cohort_pipeline.api.cli import app as api_app  # noqa: E402 - `serve` and `keys` (HTTP API)
+
+app.add_typer(api_app)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -98,21 +99,26 @@ def run(
     definitions: Annotated[Path, typer.Option(help="Cohort definitions JSON file.")] = Path(
         "data/sample/cohorts.json"),
     store_url: Annotated[str, typer.Option(help="SQLAlchemy URL of the store (default: local SQLite file).")] = "",
+    state_dir: Annotated[Path, typer.Option(help="Folder for the definitions snapshot and summaries.")] = Path(
+        ".cohort_pipeline"),
+    as_of: Annotated[str | None, typer.Option(help="Evaluate as of this ISO-8601 time (default: now).")] = None,
 ) -> None:
-    """Execute the Dagster job ``refresh_cohorts`` in-process and print every cohort's published count."""
-    from cohort_pipeline.definitions import defs
+    """Execute the Dagster job ``refresh_cohorts`` in-process over every cohort and print each one's count."""
+    from cohort_pipeline.defs.local_run import local_instance, refresh_everything
     from cohort_pipeline.defs.resources import CohortPipelineSettings
     from cohort_pipeline.store import NotFoundError
 
-    config = {"data_dir": str(data_dir), "definitions_path": str(definitions), "store_url": store_url}
-    settings = CohortPipelineSettings(**config)
+    if as_of is not None:
+        _parse_now(as_of)
+    settings = CohortPipelineSettings(data_dir=str(data_dir), definitions_path=str(definitions), store_url=store_url,
+                                      state_dir=str(state_dir))
     try:
-        projects = settings.projects()
+        projects = settings.projects()  # validated before anything is written
+        instance = local_instance()
+        with console.status("running refresh_cohorts"):
+            result = refresh_everything(settings, instance, as_of=as_of)
     except CohortPipelineError as error:
         raise _fail(error) from error
-    with console.status("running refresh_cohorts"):
-        result = defs().resolve_job_def("refresh_cohorts").execute_in_process(
-            run_config={"resources": {"settings": {"config": config}}}, raise_on_error=False)
     store = settings.store()
     rows = []
     for project in projects:
@@ -127,11 +133,14 @@ def run(
             rows.append({"project_id": project.id, "cohort_id": cohort.id, "name": cohort.name,
                          "is_static": cohort.definition.is_static, "count": count, "error": error})
     print_counts(rows)
-    if not result.success:
+    if result is not None and not result.success:
         for event in result.all_events:
-            if event.is_failure and event.step_failure_data is not None:
-                error = event.step_failure_data.error
-                message = (error.cause or error).message.strip()  # the asset's own exception, not Dagster's wrapper
+            if event.is_step_failure:
+                data = event.step_failure_data
+                if data.user_failure_data is not None:
+                    message = data.user_failure_data.description or ""
+                else:  # the asset's own exception, not Dagster's wrapper
+                    message = (data.error.cause or data.error).message.strip()
                 err_console.print(f"[red]{event.step_key} failed:[/] {escape(message)}", soft_wrap=True)
         raise typer.Exit(1)
 

@@ -245,18 +245,22 @@ def test_data_generate_writes_the_layout_deterministically(runner: CliRunner, tm
 
 
 def sample_counts(runner: CliRunner, tmp_path: Path) -> pl.DataFrame:
-    """Counts of the sample from ``evaluate`` (the sample's date filters are absolute, so any ``now`` gives these)."""
+    """Counts of the sample from ``evaluate`` as of NOW (``run`` is given the same ``--as-of``)."""
     out = tmp_path / "evaluate"
-    assert invoke(runner, "evaluate", SAMPLE, "--definitions", SAMPLE_DEFINITIONS, "--now",
-                  datetime.now(UTC).isoformat(), "--output", out).exit_code == 0
+    assert invoke(runner, "evaluate", SAMPLE, "--definitions", SAMPLE_DEFINITIONS, "--now", NOW_TEXT,
+                  "--output", out).exit_code == 0
     return pl.read_csv(out / "cohort_counts.csv")
 
 
+def run_args(tmp_path: Path, definitions: Path = SAMPLE_DEFINITIONS, data_dir: Path = SAMPLE) -> list[str | Path]:
+    return ["run", "--data-dir", data_dir, "--definitions", definitions, "--store-url",
+            f"sqlite:///{tmp_path / 'store.db'}", "--state-dir", tmp_path / "state", "--as-of", NOW_TEXT]
+
+
 def test_run_publishes_every_cohort_and_prints_its_count(runner: CliRunner, tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    result = invoke(runner, "run", "--data-dir", SAMPLE, "--definitions", SAMPLE_DEFINITIONS, "--store-url", url)
+    result = invoke(runner, *run_args(tmp_path))
     assert result.exit_code == 0, result.stdout + result.stderr
-    store = CohortStore(url)
+    store = CohortStore(f"sqlite:///{tmp_path / 'store.db'}")
     counts = sample_counts(runner, tmp_path)
     for project in sample_json()["projects"]:
         stored = {c.id: c for c in store.list_cohorts(project["id"])}
@@ -269,28 +273,45 @@ def test_run_publishes_every_cohort_and_prints_its_count(runner: CliRunner, tmp_
             assert re.search(row_pattern(cohort["name"], expected), result.stdout), cohort["name"]
 
 
+def test_run_again_recalculates_dynamic_cohorts_and_leaves_static_ones_alone(runner: CliRunner,
+                                                                             tmp_path: Path) -> None:
+    assert invoke(runner, *run_args(tmp_path)).exit_code == 0
+    second = invoke(runner, *run_args(tmp_path))
+    assert second.exit_code == 0, second.stderr
+    store = CohortStore(f"sqlite:///{tmp_path / 'store.db'}")
+    versions = {c.id: c.version for p in (1, 2) for c in store.list_cohorts(p)}
+    assert {cid for cid, version in versions.items() if version == 1} == {9, 10, 11, 102}
+    assert set(versions.values()) == {1, 2}
+    assert re.search(row_pattern("VIP customers (CSV upload)", 5), second.stdout)
+
+
 def test_run_with_a_bad_definitions_file_touches_nothing(runner: CliRunner, tmp_path: Path) -> None:
     bad = tmp_path / "c.json"
     bad.write_text("{", encoding="utf-8")
-    result = invoke(runner, "run", "--data-dir", SAMPLE, "--definitions", bad,
-                    "--store-url", f"sqlite:///{tmp_path / 'store.db'}")
+    result = invoke(runner, *run_args(tmp_path, definitions=bad))
     assert result.exit_code == 2
     assert error_line(result).startswith(f"error: definitions file {bad} is not valid JSON: ")
     assert not (tmp_path / "store.db").exists()
+    assert not (tmp_path / "state").exists()
+
+
+def test_run_with_a_bad_as_of_is_one_line(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, "run", "--as-of", "soon", "--store-url", f"sqlite:///{tmp_path / 'store.db'}")
+    assert result.exit_code == 2
+    assert error_line(result) == "error: --now: 'soon' is not an ISO-8601 datetime (e.g. 2026-11-01T12:00:00Z)"
 
 
 def test_run_with_a_failing_cohort_is_exit_1(runner: CliRunner, tmp_path: Path) -> None:
     shutil.copytree(UPLOADS, tmp_path / "uploads")
     (tmp_path / "uploads" / "vip_customers.csv").write_text("name,phone\nAda,1\n", encoding="utf-8")
     definitions = write_json(tmp_path / "cohorts.json", sample_json())
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    result = invoke(runner, "run", "--data-dir", SAMPLE, "--definitions", definitions, "--store-url", url)
+    result = invoke(runner, *run_args(tmp_path, definitions=definitions))
     assert result.exit_code == 1
     # 9 and 102 use the broken upload; 13 references 9; every other cohort is published
-    store = CohortStore(url)
+    store = CohortStore(f"sqlite:///{tmp_path / 'store.db'}")
     unpublished = {c.id for p in (1, 2) for c in store.list_cohorts(p) if c.version is None}
     assert unpublished == {9, 13, 102}
-    assert "cohort_membership failed: " in result.stderr
+    assert "cohort_membership failed: 3 of 23 cohorts failed; the others were published." in result.stderr
     assert "cohort 13 (Gmail or VIP, outside the paying customers): Referenced cohort 9 failed: csv: " \
            "Multi-column CSV must contain" in result.stderr
     assert "failed: Referenced cohort 9 failed: csv: Multi-column CSV" in result.stdout
@@ -298,10 +319,12 @@ def test_run_with_a_failing_cohort_is_exit_1(runner: CliRunner, tmp_path: Path) 
 
 
 def test_run_with_a_missing_data_folder_names_it(runner: CliRunner, tmp_path: Path) -> None:
-    result = invoke(runner, "run", "--data-dir", tmp_path / "nowhere", "--definitions", SAMPLE_DEFINITIONS,
-                    "--store-url", f"sqlite:///{tmp_path / 'store.db'}")
+    result = invoke(runner, *run_args(tmp_path, data_dir=tmp_path / "nowhere"))
     assert result.exit_code == 1
-    problem = f"cohort_pipeline.errors.DataSourceError: {tmp_path / 'nowhere' / 'project_1'}: project directory " \
-              "not found"
-    for step in ("persons", "person_distinct_ids", "events"):
-        assert f"{step} failed: {problem}" in result.stderr.splitlines()
+    assert "cohort_membership failed: 23 of 23 cohorts failed; nothing was published." in result.stderr
+    for project, cohort in ((1, "Paying customers"), (2, "Free plan")):
+        problem = f"{tmp_path / 'nowhere' / f'project_{project}'}: project directory not found"
+        assert f"({cohort}): {problem}" in result.stderr
+        assert re.search(row_pattern(cohort, f"failed: {problem}"), result.stdout.replace("\n", ""))
+    store = CohortStore(f"sqlite:///{tmp_path / 'store.db'}")
+    assert store.calculation_history(1)[0].error.endswith("project directory not found")

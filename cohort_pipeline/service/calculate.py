@@ -63,9 +63,10 @@ def _import_static(cohort: CohortSpec, data: ProjectData) -> tuple[list[str], St
     return match.person_ids, summary
 
 
-def _fail_dependents(project: ProjectSpec, failures: dict[int, CalculationError]) -> None:
+def fail_dependents(project: ProjectSpec, failures: dict[int, CalculationError]) -> None:
     """A cohort referencing a failed one fails too (transitively), as the engine does for its own failures:
-    left out of the evaluation, the failed cohort would read as an unknown id and match nobody."""
+    left out of the evaluation, the failed cohort would read as an unknown id and match nobody. ``failures`` is
+    updated in place; it may name cohorts that are not in ``project`` (e.g. ones whose definition did not parse)."""
     pending = True
     while pending:
         pending = False
@@ -101,7 +102,7 @@ def calculate_project(
             continue
         if imported is not None:
             static_members[cohort.id], summaries[cohort.id] = imported
-    _fail_dependents(project, failures)
+    fail_dependents(project, failures)
     evaluated = evaluate_cohorts_detailed(
         [c.definition for c in project.cohorts if c.id not in failures],
         data.persons,

@@ -9,35 +9,74 @@ import dagster as dg
 
 from cohort_pipeline.defs.resources import CohortPipelineSettings
 
-GRAPH = {
-    "cohort_definitions": {"deps": [], "group": "cohorts", "kinds": ["json", "sqlite"], "partitioned": False,
-                           "checks": []},
-    "persons": {"deps": [], "group": "cohorts", "kinds": ["parquet", "polars"], "partitioned": False,
-                "checks": []},
-    "person_distinct_ids": {"deps": [], "group": "cohorts", "kinds": ["parquet", "polars"], "partitioned": False,
-                            "checks": []},
-    "events": {"deps": [], "group": "cohorts", "kinds": ["parquet", "polars"], "partitioned": False,
-               "checks": []},
-    "cohort_membership": {
-        "deps": ["cohort_definitions", "events", "person_distinct_ids", "persons"],
-        "group": "cohorts", "kinds": ["polars", "sqlite"], "partitioned": False, "checks": [],
-    },
+DATA = {"group": "cohorts", "kinds": ["parquet", "polars"], "partitions": None, "deps": [],
+        "checks": {"data_contract": ("ERROR", False)}}
+MEMBERSHIP_CHECKS = {
+    "pairs_unique": ("ERROR", True),
+    "cohort_id_not_null": ("ERROR", True),
+    "person_id_not_null": ("ERROR", True),
+    "members_are_known_persons": ("ERROR", True),
+    "count_matches_rows": ("ERROR", True),
+    "realtime_within_max_size": ("ERROR", True),
+    "size_change_within_threshold": ("WARN", False),
 }
-JOBS = {"refresh_cohorts": ["cohort_definitions", "cohort_membership", "events", "person_distinct_ids", "persons"]}
+GRAPH = {
+    "cohort_definitions": {"deps": [], "group": "cohorts", "kinds": ["json", "sqlite"], "partitions": None,
+                           "checks": {}},
+    "persons": DATA,
+    "person_distinct_ids": DATA,
+    "events": DATA,
+    "property_definitions": {"deps": ["cohort_definitions", "events", "persons"], "group": "cohorts",
+                             "kinds": ["polars"], "partitions": None, "checks": {}},
+    "cohort_membership": {
+        "deps": ["cohort_definitions", "events", "person_distinct_ids", "persons", "property_definitions"],
+        "group": "cohorts", "kinds": ["polars", "sqlite"], "partitions": ("cohorts", "single_run"),
+        "checks": MEMBERSHIP_CHECKS,
+    },
+    "cohort_counts": {"deps": ["cohort_membership"], "group": "cohorts", "kinds": ["csv", "sqlite"],
+                      "partitions": None, "checks": {}},
+    "cohort_calculation_history": {"deps": ["cohort_membership"], "group": "cohorts", "kinds": ["csv", "sqlite"],
+                                   "partitions": None, "checks": {}},
+}
+MEMBERSHIP_AND_SUMMARIES = ["cohort_calculation_history", "cohort_counts", "cohort_membership"]
+JOBS = {
+    "refresh_cohorts": sorted(GRAPH),
+    "recalculate_cohorts": MEMBERSHIP_AND_SUMMARIES,
+    "sync_cohort_definitions": ["cohort_definitions"],
+    "refresh_data": ["events", "person_distinct_ids", "persons", "property_definitions"],
+}
+SENSORS = {"cohort_changes": (["recalculate_cohorts", "sync_cohort_definitions"], "RUNNING", 30),
+           "new_data": (["recalculate_cohorts", "refresh_data"], "RUNNING", 60)}
+SCHEDULES = {"recalculate_stale_cohorts": ("recalculate_cohorts", "*/5 * * * *", "RUNNING")}
+
+
+def _partitions(node: Any) -> tuple[str, str] | None:
+    if not node.is_partitioned:
+        return None
+    return node.partitions_def.name, node.backfill_policy.policy_type.value.lower()
 
 
 def asset_graph(location: dg.Definitions) -> dict[str, dict[str, Any]]:
     graph = location.resolve_asset_graph()
-    return {
-        node.key.to_user_string(): {
+    result = {}
+    for node in graph.asset_nodes:
+        checks = {}
+        for key in node.check_keys:
+            spec = graph.get_check_spec(key)
+            checks[key.name] = spec.blocking
+        result[node.key.to_user_string()] = {
             "deps": sorted(key.to_user_string() for key in node.parent_keys),
             "group": node.group_name,
             "kinds": sorted(node.kinds),
-            "partitioned": node.is_partitioned,
-            "checks": sorted(key.to_user_string() for key in node.check_keys),
+            "partitions": _partitions(node),
+            "checks": checks,
         }
-        for node in graph.asset_nodes
-    }
+    return result
+
+
+def expected_graph() -> dict[str, dict[str, Any]]:
+    return {key: {**spec, "checks": {name: blocking for name, (_, blocking) in spec["checks"].items()}}
+            for key, spec in GRAPH.items()}
 
 
 def test_the_code_location_loads(location: dg.Definitions) -> None:
@@ -45,7 +84,16 @@ def test_the_code_location_loads(location: dg.Definitions) -> None:
 
 
 def test_asset_graph_snapshot(location: dg.Definitions) -> None:
-    assert asset_graph(location) == GRAPH
+    assert asset_graph(location) == expected_graph()
+
+
+def test_membership_checks_are_the_quality_checks_with_their_severity(location: dg.Definitions) -> None:
+    from cohort_pipeline.quality import CHECKS
+
+    assert {c.name: (str(c.severity), c.severity == "ERROR") for c in CHECKS} == MEMBERSHIP_CHECKS
+    graph = location.resolve_asset_graph()
+    for key in graph.get(dg.AssetKey("cohort_membership")).check_keys:
+        assert graph.get_check_spec(key).partitions_def.name == "cohorts"  # one result per cohort
 
 
 def test_jobs_resources_schedules_and_sensors(location: dg.Definitions) -> None:
@@ -54,5 +102,8 @@ def test_jobs_resources_schedules_and_sensors(location: dg.Definitions) -> None:
     assert jobs == JOBS
     assert list(location.resources or {}) == ["settings"]
     assert isinstance(location.resources["settings"], CohortPipelineSettings)
-    assert list(location.schedules or []) == [] and list(location.sensors or []) == []
-    assert location.resolve_asset_graph().asset_check_keys == set()
+    sensors = {s.name: (sorted(j.name for j in s.jobs), s.default_status.value, s.minimum_interval_seconds)
+               for s in location.sensors or []}
+    assert sensors == SENSORS
+    schedules = {s.name: (s.job_name, s.cron_schedule, s.default_status.value) for s in location.schedules or []}
+    assert schedules == SCHEDULES
