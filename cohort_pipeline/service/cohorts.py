@@ -40,7 +40,6 @@ from cohort_pipeline.model import (
     validate_cohort_type,
     validate_no_cycles,
 )
-from cohort_pipeline.model.cohort_type import REALTIME_COHORT_MAX_PERSON_COUNT
 from cohort_pipeline.model.filters import filters_have_values
 from cohort_pipeline.service.cohort_graph import ProjectCohorts, storable_ids
 from cohort_pipeline.service.feature_flags import active_flags_using, check_cohort_edit
@@ -619,13 +618,6 @@ def _serialized_person(row: Mapping[str, Any], distinct_ids: list[str]) -> dict[
     }
 
 
-def realtime_type_after_count(record: CohortRecord) -> str | None:
-    """Spec 1.2(b): a realtime cohort above the size limit stops being realtime after a calculation."""
-    if record.cohort_type == "realtime" and (record.count or 0) > REALTIME_COHORT_MAX_PERSON_COUNT:
-        return None
-    return record.cohort_type
-
-
 __all__ = [
     "ADD_PERSONS_LIMIT",
     "CohortResult",
@@ -634,5 +626,4 @@ __all__ = [
     "StaticPopulation",
     "last_error_message",
     "project_data",
-    "realtime_type_after_count",
 ]

@@ -20,7 +20,10 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from cohort_pipeline.api import create_app
+from cohort_pipeline.service.cohort_keys import CohortKey
+from cohort_pipeline.service.definitions_snapshot import DefinitionsSnapshot
 from cohort_pipeline.service.hogql import QueryLimits
+from cohort_pipeline.service.recalculation import RecalculationReport, recalculate
 from cohort_pipeline.store import CohortStore
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -184,3 +187,19 @@ def assert_error(response: Any, status: int, detail: str, *, attr: str | None = 
     if type_ is not None:
         assert body["type"] == type_, body
     return body  # type: ignore[no-any-return]
+
+
+def recalculate_live_cohorts(store: CohortStore, project_id: int, data_dir: Path, *, now: datetime
+                             ) -> RecalculationReport:
+    """What the pipeline's sensor does for cohorts created or edited through the API: the shared recalculation
+    use-case over the project's live dynamic cohorts, publishing the version the API requested."""
+    keys, versions = [], {}
+    for record in store.list_cohorts(project_id):
+        if record.is_static:
+            continue
+        key = CohortKey(project_id, record.id)
+        keys.append(key)
+        if (record.pending_version or 0) > (record.version or 0):
+            versions[key] = record.pending_version
+    return recalculate(store, keys, data_dir=data_dir, snapshot=DefinitionsSnapshot.empty(), versions=versions,
+                       as_of=now)

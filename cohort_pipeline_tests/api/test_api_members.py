@@ -8,8 +8,6 @@ import io
 
 import pytest
 
-from cohort_pipeline.service.cohorts import project_data
-from cohort_pipeline.service.recalculate import recalculate_project
 from cohort_pipeline_tests.api.conftest import (
     NOW,
     P1,
@@ -19,6 +17,7 @@ from cohort_pipeline_tests.api.conftest import (
     P5,
     PAGEVIEW_FILTERS,
     PRO_FILTERS,
+    recalculate_live_cohorts,
     Q1,
     UNKNOWN_PERSON,
     Api,
@@ -127,7 +126,7 @@ def test_persons_of_a_calculated_cohort_paginate_newest_first(api: Api) -> None:
 
 def test_persons_of_a_dynamic_cohort_appear_after_calculation(api: Api, dynamic: int) -> None:
     assert api.get(url(dynamic, "persons")).json() == {"results": [], "next": None, "previous": None}
-    recalculate_project(api.store, 1, project_data(api.data_dir, 1), now=NOW)
+    recalculate_live_cohorts(api.store, 1, api.data_dir, now=NOW)
     assert [p["id"] for p in api.get(url(dynamic, "persons")).json()["results"]] == [P3, P1]
 
 
@@ -156,10 +155,9 @@ def test_persons_needs_person_read_scope(api: Api, static: int) -> None:
 
 
 def test_calculation_history_lists_runs_newest_first(api: Api, dynamic: int) -> None:
-    data = project_data(api.data_dir, 1)
-    recalculate_project(api.store, 1, data, now=NOW)
+    recalculate_live_cohorts(api.store, 1, api.data_dir, now=NOW)
     api.patch(url(dynamic), json={"filters": PAGEVIEW_FILTERS})
-    recalculate_project(api.store, 1, data, now=NOW)
+    recalculate_live_cohorts(api.store, 1, api.data_dir, now=NOW)
     body = api.get(url(dynamic, "calculation_history")).json()
     assert body["count"] == 2 and body["next"] is None and body["previous"] is None
     newest, oldest = body["results"]

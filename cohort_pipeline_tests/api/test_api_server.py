@@ -17,10 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cohort_pipeline.service.cohorts import project_data
-from cohort_pipeline.service.recalculate import recalculate_project
 from cohort_pipeline.store import CohortStore
-from cohort_pipeline_tests.api.conftest import NOW, P1, P2, P3, PRO_FILTERS
+from cohort_pipeline_tests.api.conftest import NOW, P1, P2, P3, PRO_FILTERS, recalculate_live_cohorts
 
 CLI = [sys.executable, "-c", "from cohort_pipeline.cli import app; app()"]
 
@@ -89,7 +87,7 @@ def test_served_api_creates_by_csv_and_filters_and_reads_counts_after_calculatio
 
         store = CohortStore(store_url)
         try:
-            outcomes = recalculate_project(store, 1, project_data(data_dir, 1), now=NOW)
+            outcomes = recalculate_live_cohorts(store, 1, data_dir, now=NOW).outcomes
         finally:
             store.close()
         assert [(o.cohort_id, o.count) for o in outcomes] == [(dynamic.json()["id"], 2)]
