@@ -30,11 +30,11 @@ from cohort_pipeline.engine.behaviors.lifecycle import (
     StoppedPerformingEvent,
 )
 from cohort_pipeline.engine.behaviors.performed import PerformedEvent, PerformedEventMultiple
-from cohort_pipeline.engine.behaviors.plan import FusedPlan, PlannedLeaf
+from cohort_pipeline.engine.behaviors.plan import FusedPlan, PlannedLeaf, union_names
 from cohort_pipeline.engine.behaviors.regularity import PerformedEventRegularly
 from cohort_pipeline.engine.behaviors.sequence import PerformedEventSequence
 from cohort_pipeline.engine.operators import EvaluationContext
-from cohort_pipeline.engine.property_types import PropertyType, normalize_definitions, resolve_property_types
+from cohort_pipeline.engine.property_types import PropertyType, infer_property_types, normalize_definitions
 from cohort_pipeline.errors import CalculationError
 
 #: Spec 5.3, one row per behaviour: ``value`` -> the class preparing and planning such a leaf.
@@ -63,7 +63,7 @@ class BehaviorPlanner:
     ``actions`` are the project's actions as PostHog JSON (``{"id", "name", "steps"}``); ``property_definitions``
     the declared property types (``key -> String|Numeric|DateTime|Boolean``), which type event properties too.
     Undeclared event-property keys read by ``event_filters`` or action steps are inferred from the events
-    (decision 2), in one narrow pre-pass over the ``properties`` column, skipped when every key is declared.
+    (decision 2), in a narrow pre-pass over the ``properties`` column, skipped when every key is declared.
     """
 
     def __init__(
@@ -106,12 +106,22 @@ class BehaviorPlanner:
         return self._leaves[key][0]
 
     def property_types(self, events: pl.LazyFrame | None) -> dict[str, PropertyType]:
+        """The types of the event properties the leaves read: declared, else inferred from the events - first
+        from the events the undeclared keys are compared on, then (for the keys those leave undecided) from all
+        (see :func:`~.property_types.infer_property_types`)."""
         keys: set[str] = set()
+        targets = []
         for _, leaf in self._leaves.values():
             keys |= leaf.property_keys
+            if leaf.property_keys - self.declared.keys():
+                targets += leaf.targets
         if events is None or not keys - self.declared.keys():
             return {key: self.declared.get(key, PropertyType.STRING) for key in keys}
-        return resolve_property_types(events.select("properties"), keys, self.declared)
+        names = union_names(targets)
+        first_rows = None if names is None else events.filter(pl.col("event").is_in(sorted(names)))
+        inferred = infer_property_types(events.select("properties"), keys - self.declared.keys(),
+                                        first_rows=None if first_rows is None else first_rows.select("properties"))
+        return {key: self.declared.get(key) or inferred[key] for key in keys}
 
     def build(self, events: pl.LazyFrame | None, distinct_ids: pl.LazyFrame) -> pl.LazyFrame:
         """``(person_id, <one boolean column per registered leaf>)``; persons without any relevant event are

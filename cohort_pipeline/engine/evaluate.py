@@ -19,9 +19,10 @@ from typing import Any
 import polars as pl
 
 from cohort_pipeline.engine.behavior import BehaviorPlanner
+from cohort_pipeline.engine.behaviors.plan import PERSON
 from cohort_pipeline.engine.conditions import Condition, build_condition, root_members
 from cohort_pipeline.engine.operators import EvaluationContext, PropertyOperand, compile_operator
-from cohort_pipeline.engine.property_types import PropertyType, property_text, resolve_property_types
+from cohort_pipeline.engine.property_types import PropertyType, property_text_stages, resolve_property_types
 from cohort_pipeline.errors import CalculationError, CohortValidationError
 from cohort_pipeline.model import CohortDefinition, parse_cohort
 from cohort_pipeline.model.filters import FilterGroup, PersonFilter, parse_filters
@@ -92,6 +93,7 @@ class _PlanBuilder:
         self.test_account_filters = test_account_filters
         self.behaviors = behaviors
         self.person_columns: dict[str, tuple[str, pl.Expr]] = {}
+        self.person_texts: dict[str, str] = {}  # property key -> its text column, extracted once per person
         self.distinct_id_columns: dict[str, tuple[str, pl.Expr]] = {}
         self.members: dict[int, pl.Expr] = {}
         self.errors: dict[int, CalculationError] = {}
@@ -120,10 +122,8 @@ class _PlanBuilder:
             if predicate.meta.is_literal():
                 return predicate  # e.g. an empty list: true for every person, even one without distinct ids
             return self._column(self.distinct_id_columns, "d", leaf, lambda: predicate)
-        operand = PropertyOperand(
-            text=property_text(pl.col("properties"), leaf.key),
-            type=self.property_types.get(leaf.key, PropertyType.STRING),
-        )
+        text = self.person_texts.setdefault(leaf.key, f"__pt{len(self.person_texts)}")
+        operand = PropertyOperand(text=pl.col(text), type=self.property_types.get(leaf.key, PropertyType.STRING))
         return self._column(self.person_columns, "p", leaf,
                             lambda: compile_operator(leaf.operator, leaf.value, operand, self.ctx))
 
@@ -260,11 +260,23 @@ def _collect(persons: pl.LazyFrame, distinct_ids: pl.LazyFrame, events: pl.LazyF
              builder: _PlanBuilder, members: dict[int, pl.Expr]) -> pl.DataFrame:
     if not members:
         return pl.DataFrame(schema=MEMBERSHIP_SCHEMA)
+    # every person leaf first (one JSON extraction per property key), then the persons in id order, numbered: the
+    # behaviours come back keyed by that number (an integer join), and the membership rows come out ordered by
+    # (cohort_id, person_id) without sorting them (ids are unique)
+    for stage in property_text_stages("properties", builder.person_texts):
+        persons = persons.with_columns(stage)
+    persons = (
+        persons.with_columns(expr.alias(name) for name, expr in builder.person_columns.values())
+        .select("id", *[name for name, _ in builder.person_columns.values()])
+        .sort("id")
+        .with_row_index(PERSON)
+    )
     frame = persons
     if builder.behaviors.has_leaves:
         # one scan of the events for every behavioural leaf of every cohort (engine/behavior.py)
-        per_person = builder.behaviors.build(events, distinct_ids)
-        frame = frame.join(per_person, left_on="id", right_on="person_id", how="left").with_columns(
+        codes = distinct_ids.join(persons.select("id", PERSON), left_on="person_id", right_on="id", how="inner")
+        per_person = builder.behaviors.build(events, codes.select("distinct_id", PERSON))
+        frame = frame.join(per_person, on=PERSON, how="left", maintain_order="left").with_columns(
             [pl.col(name).fill_null(False) for name in builder.behaviors.columns]
         )
     if builder.distinct_id_columns:
@@ -272,20 +284,16 @@ def _collect(persons: pl.LazyFrame, distinct_ids: pl.LazyFrame, events: pl.LazyF
             [expr.any().alias(name) for name, expr in builder.distinct_id_columns.values()]
         )
         names = [name for name, _ in builder.distinct_id_columns.values()]
-        frame = frame.join(per_person, left_on="id", right_on="person_id", how="left").with_columns(
-            [pl.col(name).fill_null(False) for name in names]
-        )
-    frame = frame.with_columns([expr.alias(name) for name, expr in builder.person_columns.values()])
-    cohort_columns = {f"cohort_{cid}": expr for cid, expr in members.items()}
-    result = (
-        frame.select(pl.col("id").alias("person_id"), *[e.alias(n) for n, e in cohort_columns.items()])
-        .unpivot(index="person_id", variable_name="cohort", value_name="member")
-        .filter(pl.col("member"))
-        .select(pl.col("cohort").str.strip_prefix("cohort_").cast(pl.Int64).alias("cohort_id"), "person_id")
-        .unique()
-        .sort("cohort_id", "person_id")
-    )
-    return result.collect()
+        frame = frame.join(per_person, left_on="id", right_on="person_id", how="left",
+                           maintain_order="left").with_columns([pl.col(name).fill_null(False) for name in names])
+    cohorts = sorted(members)
+    flags = frame.select("id", *[members[cid].alias(f"cohort_{cid}") for cid in cohorts]).collect()
+    # one block of rows per cohort, in id order: unique (cohort_id, person_id) rows in sorted order, no sort needed
+    return pl.concat([
+        flags.lazy().filter(f"cohort_{cid}").select(pl.lit(cid, dtype=pl.Int64).alias("cohort_id"),
+                                                   pl.col("id").alias("person_id"))
+        for cid in cohorts
+    ]).collect()
 
 
 def evaluate_cohorts(

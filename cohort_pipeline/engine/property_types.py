@@ -75,6 +75,50 @@ def property_text(properties: pl.Expr, key: str) -> pl.Expr:
     return properties.str.json_path_match(json_path(key))
 
 
+# ---- several keys of one document: one decode per row, where that gives property_text's exact text ------------
+
+_WS = r"[ \t\n\r]*"
+_PLAIN_STRING = r'"[^"\\\x00-\x1f]*"'
+_PLAIN_INTEGER = r"(?:0|-?[1-9][0-9]{0,17})"
+_MEMBER = rf"{_WS}{_PLAIN_STRING}{_WS}:{_WS}(?:{_PLAIN_STRING}|{_PLAIN_INTEGER}|true|false|null){_WS}"
+FLAT_OBJECT = rf"^{_WS}\{{(?:{_MEMBER}(?:,{_MEMBER})*)?\}}{_WS}$"
+"""A JSON object of strings without escapes, integers of up to 18 digits, booleans and nulls. ``str.json_decode``
+cannot fail on such a document, and gives every value the text ``json_path_match`` gives (numbers with a fraction or
+an exponent are spelled differently: ``5.0`` decodes to ``"5"``, while the path reads ``"5.0"``)."""
+
+
+def property_text_stages(column: str, names: Mapping[str, str]) -> list[list[pl.Expr]]:
+    """``with_columns`` stages giving every key of ``names`` its :func:`property_text` as column ``names[key]``,
+    parsing most documents once instead of once per key (``json_path_match`` parses the whole document for every
+    key it reads).
+
+    A document that is a :data:`FLAT_OBJECT` is decoded once into a struct of all the keys; a key's decoded text
+    is used when its name occurs once in the document (a duplicated key reads its last value through the path, its
+    first decoded). Every other row, every key whose name cannot occur in a flat document (quotes, backslashes,
+    control characters) and every key when there are fewer than two to share a decode, reads through
+    :func:`property_text`. The stages leave helper columns named ``__json_*`` behind.
+    """
+    document = pl.col(column)
+    shared = [key for key in names if not re.search(r'["\\\x00-\x1f]', key)]
+    if len(shared) < 2:
+        return [[property_text(document, key).alias(names[key]) for key in names]]
+    flat, struct = pl.col("__json_flat"), pl.col("__json_struct")
+    once = [document.str.count_matches(f'"{key}"', literal=True).le(1).and_(flat).alias(f"__json_once{index}")
+            for index, key in enumerate(shared)]
+    texts = [
+        pl.when(pl.col(f"__json_once{index}")).then(struct.struct.field(key))
+        .otherwise(property_text(pl.when(~pl.col(f"__json_once{index}")).then(document), key)).alias(names[key])
+        for index, key in enumerate(shared)
+    ]
+    texts += [property_text(document, key).alias(names[key]) for key in names if key not in shared]
+    return [
+        [document.str.contains(FLAT_OBJECT).fill_null(False).alias("__json_flat")],
+        [pl.when(flat).then(document).str.json_decode(pl.Struct(dict.fromkeys(shared, pl.String)))
+         .alias("__json_struct")] + once,
+        texts,
+    ]
+
+
 _SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n",
                   "\r": "\\r", "\t": "\\t"}
 
@@ -134,25 +178,59 @@ _NUMBER_TEXT = r"^\s*-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 
 def infer_property_types(
-    frame: pl.LazyFrame, keys: Iterable[str], *, column: str = "properties"
+    frame: pl.LazyFrame, keys: Iterable[str], *, column: str = "properties", first_rows: pl.LazyFrame | None = None
 ) -> dict[str, PropertyType]:
-    """Infer the type of each key from every row of ``frame[column]`` (JSON text) in one aggregate query."""
+    """Infer the type of each key from every row of ``frame[column]`` (JSON text) in one aggregate query.
+
+    ``first_rows`` (a part of ``frame``, e.g. the events a key is compared on) is read first: a key holding a
+    plain string there - neither number-like nor ``true`` / ``false`` - is a String whatever the other rows hold,
+    so only the other keys are read from the whole of ``frame``, in a second query."""
     keys = sorted(set(keys))
+    inferred: dict[str, PropertyType] = {}
+    if first_rows is not None and keys:
+        counts = _type_counts(first_rows, keys, column)
+        inferred = {key: PropertyType.STRING for key in keys if counts[key]["plain"]}
+        keys = [key for key in keys if key not in inferred]
     if not keys:
-        return {}
-    # stage 1 computes each key's per-row columns once (Polars would otherwise re-run the JSON/regex scans for
-    # every aggregate that mentions them); stage 2 counts
-    per_row: list[pl.Expr] = []
+        return inferred
+    counts = _type_counts(frame, keys, column)
+    for key in keys:
+        total, numbers, numeric_strings, booleans = (counts[key][name] for name in ("n", "num", "numstr", "bool"))
+        if counts[key]["amb"]:
+            numbers, numeric_strings, booleans = _count_ambiguous(frame, key, column, numbers, numeric_strings,
+                                                                  booleans)
+        if numbers and numbers + numeric_strings == total:
+            inferred[key] = PropertyType.NUMERIC
+        elif total and booleans == total:
+            inferred[key] = PropertyType.BOOLEAN
+        else:
+            inferred[key] = PropertyType.STRING
+    return inferred
+
+
+def _type_counts(frame: pl.LazyFrame, keys: list[str], column: str) -> dict[str, dict[str, int]]:
+    """Per key: values ``n``, JSON numbers ``num``, numeric strings ``numstr``, JSON booleans ``bool``, rows to
+    classify in Python ``amb``, and ``plain`` strings (neither number-like nor ``true`` / ``false``)."""
+    # stage 1 reads each key's text once (Polars would otherwise re-run the JSON scans for every aggregate that
+    # mentions them); stage 2 runs the raw-text regexes, only where the text alone is ambiguous (it looks like a
+    # number or a boolean); stage 3 counts
+    document = pl.col(column)
+    texts: list[pl.Expr] = []
+    raw: list[pl.Expr] = []
     aggregates: list[pl.Expr] = []
     for index, key in enumerate(keys):
-        per_row += [
-            property_text(pl.col(column), key).alias(f"t{index}"),
-            _json_kind(pl.col(column), key).alias(f"k{index}"),
-            pl.col(column).str.count_matches(_key_pattern(key)).alias(f"c{index}"),
-        ]
-        text, kind = pl.col(f"t{index}"), pl.col(f"k{index}")
+        # a document without any backslash spells every name literally: one without `"key"` cannot hold the key
+        spelled = document.str.contains(f'"{key}"', literal=True) | document.str.contains("\\", literal=True)
+        texts.append(property_text(pl.when(spelled).then(document), key).alias(f"t{index}"))
+        text = pl.col(f"t{index}")
         numeric_like = text.str.contains(_NUMBER_TEXT)
         bool_like = text.is_in(["true", "false"])
+        candidate = pl.when(numeric_like | bool_like).then(document)
+        raw += [
+            _json_kind(candidate, key).alias(f"k{index}"),
+            candidate.str.count_matches(_key_pattern(key)).alias(f"c{index}"),
+        ]
+        kind = pl.col(f"k{index}")
         # a row naming the key more than once (nested objects) cannot trust the first occurrence: counted in Python
         ambiguous = (numeric_like | bool_like) & (pl.col(f"c{index}") > 1)
         is_json_number = numeric_like & ~ambiguous & kind.is_in(list("-0123456789"))
@@ -163,22 +241,11 @@ def infer_property_types(
             (numeric_like & ~ambiguous & ~is_json_number).sum().alias(f"numstr{index}"),
             is_json_bool.sum().alias(f"bool{index}"),
             ambiguous.sum().alias(f"amb{index}"),
+            (text.is_not_null() & ~numeric_like & ~bool_like).sum().alias(f"plain{index}"),
         ]
-    row = frame.select(per_row).select(aggregates).collect().row(0, named=True)
-    inferred: dict[str, PropertyType] = {}
-    for index, key in enumerate(keys):
-        total, numbers, numeric_strings, booleans = (
-            row[f"{name}{index}"] for name in ("n", "num", "numstr", "bool"))
-        if row[f"amb{index}"]:
-            numbers, numeric_strings, booleans = _count_ambiguous(frame, key, column, numbers, numeric_strings,
-                                                                  booleans)
-        if numbers and numbers + numeric_strings == total:
-            inferred[key] = PropertyType.NUMERIC
-        elif total and booleans == total:
-            inferred[key] = PropertyType.BOOLEAN
-        else:
-            inferred[key] = PropertyType.STRING
-    return inferred
+    row = frame.select(document, *texts).with_columns(raw).select(aggregates).collect().row(0, named=True)
+    return {key: {name: row[f"{name}{index}"] for name in ("n", "num", "numstr", "bool", "amb", "plain")}
+            for index, key in enumerate(keys)}
 
 
 def _count_ambiguous(

@@ -147,7 +147,8 @@ def test_undeclared_event_property_keys_add_one_narrow_typing_pass(sample):
     result = evaluate_cohorts([{"id": 1, "filters": {"properties": group("AND", BATTERY[1])}}], sample.persons,
                               sample.person_distinct_ids, events, now=NOW, timezone=TIMEZONE)
     assert len(reads) == 2  # decision 2: the type of $browser is inferred from the events first
-    assert reads[0][0] == ["properties"]
+    columns, predicate = reads[0]  # ... read on the events it is compared on (purchase), where it is a plain string
+    assert set(columns) == {"event", "properties"} and predicate is not None
     assert result.height > 0
 
 

@@ -22,6 +22,7 @@ from cohort_pipeline.engine.property_types import (
     normalize_definitions,
     parse_property_type,
     property_text,
+    property_text_stages,
     resolve_property_types,
 )
 from cohort_pipeline.errors import CohortValidationError
@@ -96,6 +97,11 @@ def test_property_text_special_character_keys(key, ensure_ascii):
     frame = _frame({key: "v", "other": 1}, {"other": 2}, ensure_ascii=ensure_ascii)
     texts = frame.select(property_text(pl.col("properties"), key)).collect().to_series().to_list()
     assert texts == ["v", None]
+
+
+def test_a_plain_key_spelled_with_escapes_is_still_read():
+    # the raw text never spells "amount" literally in the first document; the type must still see its "x"
+    assert infer_property_types(_frame('{"\\u0061mount": "x"}', '{"amount": 5}'), ["amount"]) == {"amount": STRING}
 
 
 def test_special_keys_inferred_together_in_one_pass():
@@ -201,3 +207,28 @@ def test_property_text_top_level_only():
 
 def test_json_path_is_a_string():
     assert isinstance(json_path("$browser"), str)
+
+
+# ---- property_text_stages: several keys, one decode per row, property_text's text exactly -----------------------
+
+AWKWARD_DOCUMENTS = [
+    '{"a": "x", "b": 1, "c": true}', '{"a": 5.0, "b": 1.50, "c": 1e5}', '{"a": -0, "b": -0.0, "c": 0}',
+    '{"a": 123456789012345678, "b": 12345678901234567890, "c": 100000000000000000000000}',
+    '{"a":"dup","a":"dup2","b":null}', '{"a": "caf\\u00e9", "b": "line\\nbreak", "c": "\\"q\\""}',
+    '{"a": {"z": 1}, "b": [1, 2], "c": "ok"}', '{"x": {"a": "nested"}, "b": "top"}', 'not json', '{"a": "x"',
+    '[1, 2]', '"str"', '', '{}', '{ "a" : "spaced" ,\n"b":"\\u00e9" }', '{"a": "", "b": "", "c": ""}',
+    '{"a": "café ü 😀", "c": false}', '{"b": "a", "a": "b"}', '{"a\\"": 1, "a": 2}', '{"a": "x\u00a0"}',
+    '\u00a0{"a": 1}', '{"a": 1}\u00a0', '{"a": "\\ud83d\\ude00"}', '{"a": 01}', '{"a": 1, "b": tru}',
+]
+
+
+@pytest.mark.parametrize("keys", [["a", "b", "c"], ["a", "b"], ["a"], ['a"', "a", "b\\c"]])
+def test_property_text_stages_read_what_property_text_reads(keys):
+    frame = pl.LazyFrame({"properties": AWKWARD_DOCUMENTS + [None]})
+    names = {key: f"t{index}" for index, key in enumerate(keys)}
+    staged = frame
+    for stage in property_text_stages("properties", names):
+        staged = staged.with_columns(stage)
+    got = staged.select(names.values()).collect()
+    expected = frame.select(property_text(pl.col("properties"), key).alias(names[key]) for key in keys).collect()
+    assert got.to_dicts() == expected.to_dicts()

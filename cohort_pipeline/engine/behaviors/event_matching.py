@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -26,6 +27,7 @@ from cohort_pipeline.errors import CalculationError
 from cohort_pipeline.model.filters import EventFilterGroup, EventPropertyFilter
 
 EVENT = pl.col("event")
+TIMESTAMP = pl.col("timestamp")
 
 
 class EventColumns:
@@ -35,15 +37,17 @@ class EventColumns:
     same key returns the same column, so N leaves on ``$pageview`` compare the event name once.
 
     Reading a property means parsing the row's JSON, by far the most expensive per-event step, so a key is only
-    read on the rows whose event can make it matter: :meth:`require` records, per key, the event names of the
-    targets it is compared for (``None``: any event); other rows hold a null there, which no target reads.
+    read on the rows where it can matter: :meth:`require` records, per key, the event names of the targets it is
+    compared for (``None``: any event) and the time span in which a leaf reads those comparisons; other rows hold
+    a null there. (A leaf reads the columns built from a key only inside the windows it declared with
+    :meth:`.plan.FusedPlan.read` / ``read_history``, which are what call :meth:`require`.)
     """
 
     def __init__(self, ctx: EvaluationContext, property_types: Mapping[str, PropertyType]) -> None:
         self.ctx = ctx
         self.property_types = property_types
         self._properties: dict[str, str] = {}
-        self._needed_for: dict[str, set[str] | None] = {}
+        self._needed_for: dict[str, dict[frozenset[str] | None, tuple[datetime | None, datetime]]] = {}
         self._levels: list[dict[str, tuple[str, pl.Expr]]] = []
         self._count = 0
 
@@ -53,14 +57,30 @@ class EventColumns:
             self._properties[key] = f"__ep{len(self._properties)}"
         return pl.col(self._properties[key])
 
-    def require(self, key: str, events: frozenset[str] | None) -> None:
-        """Property ``key`` is compared on events named ``events`` (``None``: on every event)."""
-        if key in self._needed_for and self._needed_for[key] is None:
-            return
-        if events is None:
-            self._needed_for[key] = None
-        else:
-            self._needed_for.setdefault(key, set()).update(events)
+    def require(self, key: str, events: frozenset[str] | None, lower: datetime | None, upper: datetime) -> None:
+        """Property ``key`` is compared on events named ``events`` (``None``: on every event) with timestamps in
+        ``[lower, upper]`` (``lower`` ``None``: however old). Spans of one set of names merge into their hull."""
+        spans = self._needed_for.setdefault(key, {})
+        if events in spans:
+            old_lower, old_upper = spans[events]
+            lower = None if lower is None or old_lower is None else min(lower, old_lower)
+            upper = max(upper, old_upper)
+        spans[events] = (lower, upper)
+
+    def _read_rows(self, key: str) -> pl.Expr | None:
+        """Where ``key`` must be read (``None``: everywhere, when nothing was required)."""
+        spans = self._needed_for.get(key)
+        if not spans:
+            return None
+        terms = []
+        for events, (lower, upper) in spans.items():
+            term = TIMESTAMP <= upper
+            if lower is not None:
+                term = term & (TIMESTAMP >= lower)
+            if events is not None:
+                term = term & EVENT.is_in(sorted(events))
+            terms.append(term)
+        return pl.any_horizontal(terms)
 
     def operand(self, key: str) -> PropertyOperand:
         return PropertyOperand(text=self.prop(key), type=self.property_types.get(key, PropertyType.STRING))
@@ -89,8 +109,8 @@ class EventColumns:
         document = pl.col("properties")
         columns = []
         for key, name in self._properties.items():
-            events = self._needed_for.get(key)
-            source = document if events is None else pl.when(EVENT.is_in(sorted(events))).then(document)
+            where = self._read_rows(key)
+            source = document if where is None else pl.when(where).then(document)
             columns.append(property_text(source, key).alias(name))
         return rows.with_columns(columns)
 
@@ -185,6 +205,10 @@ class EventTarget:
     def property_keys(self) -> set[str]:
         return set()
 
+    @property
+    def property_reads(self) -> list[tuple[str, frozenset[str] | None]]:
+        return []
+
     def expr(self, columns: EventColumns) -> pl.Expr:
         return EVENT == self.name
 
@@ -208,6 +232,15 @@ class ActionTarget:
     def property_keys(self) -> set[str]:
         return set() if self.action is None else self.action.property_keys
 
+    @property
+    def property_reads(self) -> list[tuple[str, frozenset[str] | None]]:
+        """``(key, event names)``: each property a step reads (its URL included) on the events of that step."""
+        reads = []
+        for step in self.action.steps if self.action else ():
+            events = frozenset({step.event}) if step.event else None
+            reads += [(key, events) for key in sorted(step.property_keys | ({CURRENT_URL} if step.url else set()))]
+        return reads
+
     def validate(self, ctx: EvaluationContext) -> None:
         probe = PropertyOperand(text=pl.lit(None, dtype=pl.String))
         for step in self.action.steps if self.action else ():
@@ -224,9 +257,6 @@ class ActionTarget:
     @staticmethod
     def _step(step: Any, columns: EventColumns) -> pl.Expr:
         parts: list[pl.Expr] = []
-        events = frozenset({step.event}) if step.event else None
-        for key in step.property_keys | ({CURRENT_URL} if step.url else set()):
-            columns.require(key, events)
         if step.event:
             parts.append(EVENT == step.event)
         if step.url:
@@ -291,6 +321,10 @@ class FilteredTarget:
 
     target: Target
     filters: EventFilters | None
+
+    @property
+    def targets(self) -> list[Target]:
+        return [self.target]
 
     @property
     def property_keys(self) -> set[str]:

@@ -43,12 +43,15 @@ class PerformedEventFirstTime(FilteredTarget):
 
     def contribute(self, name: str, plan: FusedPlan) -> None:
         window = self.window
-        plan.read(self.target, window)
-        plan.read_history(self.target, window.upper)
-        first = plan.first_until(plan.match(self.target), window.upper)
-        member = (first >= window.lower) & (first <= window.upper)
+        plan.read(self.target, window, self.filters)
+        plan.read_history(self.target, window.lower)
+        match = plan.match(self.target)
+        # the earliest-ever occurrence lies in the window: one in the window, none before it
+        member = plan.any_in(match, window) & ~plan.any_before(match, window.lower)
         if self.filters is not None:
-            member = member & (first == plan.first_until(plan.match(self.target, self.filters), window.upper))
+            # ... and is itself a filtered match (at least one of the events at the earliest timestamp)
+            passes = plan.match(self.target, self.filters)
+            member = member & plan.first_passes(match, passes, window).fill_null(False)
         plan.output(name, member)
 
 
@@ -66,8 +69,8 @@ class StoppedPerformingEvent(FilteredTarget):
                    recent)
 
     def contribute(self, name: str, plan: FusedPlan) -> None:
-        plan.read(self.target, self.look_back)
-        plan.read(self.target, self.recent)
+        plan.read(self.target, self.look_back, self.filters)
+        plan.read(self.target, self.recent, self.filters)
         match = plan.match(self.target, self.filters)
         plan.output(name, plan.any_in(match, self.look_back) & ~plan.any_in(match, self.recent))
 
@@ -84,14 +87,17 @@ class RestartedPerformingEvent:
         return cls(resolver.target(leaf.event_type, leaf.key), recent, gap)
 
     @property
+    def targets(self) -> list[Target]:
+        return [self.target]
+
+    @property
     def property_keys(self) -> set[str]:
         return property_keys([self.target], [])
 
     def contribute(self, name: str, plan: FusedPlan) -> None:
         plan.read(self.target, self.recent)
         plan.read(self.target, self.gap)
-        plan.read_history(self.target, self.recent.upper)
+        plan.read_history(self.target, self.recent.lower)
         match = plan.match(self.target)
-        first = plan.first_until(match, self.recent.upper)
         plan.output(name, plan.any_in(match, self.recent) & ~plan.any_in(match, self.gap)
-                    & (first < self.recent.lower))
+                    & plan.any_before(match, self.recent.lower))

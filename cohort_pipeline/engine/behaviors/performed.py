@@ -49,7 +49,7 @@ class PerformedEvent(FilteredTarget):
                    windows.day_aligned(leaf, resolver.ctx))
 
     def contribute(self, name: str, plan: FusedPlan) -> None:
-        plan.read(self.target, self.window)
+        plan.read(self.target, self.window, self.filters)
         plan.output(name, plan.any_in(plan.match(self.target, self.filters), self.window))
 
 
@@ -69,6 +69,6 @@ class PerformedEventMultiple(FilteredTarget):
                    windows.exact(leaf, resolver.ctx), leaf.operator, int(leaf.operator_value))
 
     def contribute(self, name: str, plan: FusedPlan) -> None:
-        plan.read(self.target, self.window)
+        plan.read(self.target, self.window, self.filters)
         count = plan.count_in(plan.match(self.target, self.filters), self.window)
         plan.output(name, (count > 0) & COUNT_OPERATORS[self.operator](count, self.value))

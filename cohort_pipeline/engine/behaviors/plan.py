@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import reduce
 from typing import Protocol
 
 import polars as pl
@@ -31,9 +32,20 @@ from cohort_pipeline.engine.behaviors.event_matching import EventColumns, EventF
 from cohort_pipeline.engine.behaviors.windows import Window
 
 TIMESTAMP = pl.col("timestamp")
-PERSON = "person_id"
+PERSON = "__person"
+"""The person column of the row frame and of every per-person frame inside the plan: a dense ``UInt32`` code of
+``person_id`` (hashing, joining and sorting integers is several times cheaper than 36-character strings)."""
+PERSON_ID = "person_id"
 EVENTS_SCHEMA = {"uuid": pl.String, "event": pl.String, "distinct_id": pl.String,
                  "timestamp": pl.Datetime("us", "UTC"), "properties": pl.String}
+
+
+#: How a per-person aggregate is taken over its row column, and its value for a person without target events.
+AGGREGATIONS: dict[str, tuple[Callable[[pl.Expr], pl.Expr], bool | int | None]] = {
+    "any": (lambda column: column.any(), False),
+    "count": (lambda column: column.sum(), 0),
+    "min": (lambda column: column.min(), None),
+}
 
 
 class Branch(Protocol):
@@ -45,7 +57,8 @@ class Branch(Protocol):
 class FusedPlan:
     def __init__(self, columns: EventColumns) -> None:
         self.columns = columns
-        self._aggregates: dict[str, tuple[str, pl.Expr]] = {}
+        self._aggregates: dict[str, tuple[str, str, pl.Expr, str]] = {}
+        self._hits: dict[str, str] = {}
         self.outputs: dict[str, pl.Expr] = {}
         self._reads: list[tuple[Target, Window]] = []
         self._history: list[tuple[Target, datetime]] = []
@@ -57,12 +70,13 @@ class FusedPlan:
         """The row column "this event is the target and passes the filters"."""
         columns = self.columns
         hit = columns.predicate(target.key, lambda: target.expr(columns), level=0)
+        self._hits[hit.meta.output_name()] = hit.meta.output_name()
         if filters is None:
             return hit
-        for key in filters.property_keys:
-            columns.require(key, target.event_names)
         passes = columns.predicate(f"filters:{filters.key}", lambda: filters.expr(columns), level=0)
-        return columns.predicate(f"{target.key}&{filters.key}", lambda: hit & passes, level=1)
+        match = columns.predicate(f"{target.key}&{filters.key}", lambda: hit & passes, level=1)
+        self._hits[match.meta.output_name()] = hit.meta.output_name()
+        return match
 
     def within(self, match: pl.Expr, window: Window) -> pl.Expr:
         """The row column "``match`` and inside ``window``", for the branches: they filter the shared rows on
@@ -70,32 +84,58 @@ class FusedPlan:
         return self.columns.predicate(f"within|{match.meta.output_name()}|{window.key}",
                                       lambda: match & window.contains(TIMESTAMP), level=2)
 
-    def read(self, target: Target, window: Window) -> None:
-        """Declare that a leaf reads ``target`` events in ``window`` (drives the scan's predicate)."""
+    def read(self, target: Target, window: Window, filters: EventFilters | None = None) -> None:
+        """Declare that a leaf reads ``target`` events (narrowed by ``filters``) in ``window``: drives the scan's
+        predicate and where the properties they compare are parsed. A leaf must declare every window in which it
+        reads a :meth:`match` column."""
         self._reads.append((target, window))
+        self._require(target, filters, window.lower, window.upper)
 
     def read_history(self, target: Target, upper: datetime) -> None:
         """Declare that a leaf needs every ``target`` event up to ``upper``, however old."""
         self._history.append((target, upper))
+        self._require(target, None, None, upper)
 
-    def aggregate(self, key: str, make: Callable[[], pl.Expr]) -> pl.Expr:
-        """A per-person aggregate of the single group-by, shared by every leaf asking for the same key."""
+    def _require(self, target: Target, filters: EventFilters | None, lower: datetime | None,
+                 upper: datetime) -> None:
+        for key, events in target.property_reads:
+            self.columns.require(key, events, lower, upper)
+        for key in filters.property_keys if filters is not None else ():
+            self.columns.require(key, target.event_names, lower, upper)
+
+    def aggregate(self, key: str, kind: str, match: pl.Expr, make_row: Callable[[], pl.Expr]) -> pl.Expr:
+        """A per-person aggregate, shared by every leaf asking for the same key: the row column ``make_row()``
+        (false / null unless ``match``, a :meth:`match` column) aggregated by ``kind`` (see :data:`AGGREGATIONS`).
+        It is taken over the rows of ``match``'s target only."""
         if key not in self._aggregates:
-            self._aggregates[key] = (f"__ea{len(self._aggregates)}", make())
+            hit = self._hits[match.meta.output_name()]
+            self._aggregates[key] = (f"__ea{len(self._aggregates)}", kind, make_row(), hit)
         return pl.col(self._aggregates[key][0])
 
     def any_in(self, match: pl.Expr, window: Window) -> pl.Expr:
-        return self.aggregate(f"any|{match.meta.output_name()}|{window.key}",
-                              lambda: (match & window.contains(TIMESTAMP)).any())
+        """Whether the person has a matching event inside ``window``."""
+        return self.aggregate(f"any|{match.meta.output_name()}|{window.key}", "any", match,
+                              lambda: match & window.contains(TIMESTAMP))
+
+    def any_before(self, match: pl.Expr, bound: datetime) -> pl.Expr:
+        """Whether the person has a matching event before ``bound`` (however old: declare it with
+        :meth:`read_history`)."""
+        return self.aggregate(f"any|{match.meta.output_name()}|<{bound.isoformat()}", "any", match,
+                              lambda: match & (TIMESTAMP < bound))
 
     def count_in(self, match: pl.Expr, window: Window) -> pl.Expr:
-        return self.aggregate(f"count|{match.meta.output_name()}|{window.key}",
-                              lambda: (match & window.contains(TIMESTAMP)).sum())
+        return self.aggregate(f"count|{match.meta.output_name()}|{window.key}", "count", match,
+                              lambda: match & window.contains(TIMESTAMP))
 
-    def first_until(self, match: pl.Expr, upper: datetime) -> pl.Expr:
-        """The person's earliest matching timestamp at or before ``upper`` (null when none)."""
-        return self.aggregate(f"min|{match.meta.output_name()}|{upper.isoformat()}",
-                              lambda: TIMESTAMP.filter(match & (TIMESTAMP <= upper)).min())
+    def first_passes(self, match: pl.Expr, passes: pl.Expr, window: Window) -> pl.Expr:
+        """Whether one of the person's earliest ``match`` events inside ``window`` also ``passes`` (null when
+        there is no match): one minimum over ``2 * timestamp + (0 if it passes else 1)``, so at equal timestamps
+        an event that passes comes first."""
+        earliest = self.aggregate(
+            f"min|{match.meta.output_name()}|{passes.meta.output_name()}|{window.key}", "min", match,
+            lambda: pl.when(match & window.contains(TIMESTAMP)).then(
+                TIMESTAMP.dt.epoch("us") * 2 + (~passes).cast(pl.Int64)))
+        return earliest % 2 == 0
 
     def output(self, name: str, expr: pl.Expr) -> None:
         self.outputs[name] = expr
@@ -111,13 +151,13 @@ class FusedPlan:
         if not self._reads and not self._history:
             return None
         targets = [t for t, _ in self._reads] + [t for t, _ in self._history]
-        names = _union_names(targets)
+        names = union_names(targets)
         upper = max([w.upper for _, w in self._reads] + [u for _, u in self._history])
         predicate = TIMESTAMP <= upper
         if self._reads:
             recent = TIMESTAMP >= min(w.lower for _, w in self._reads)
             if self._history:
-                history_names = _union_names([t for t, _ in self._history])
+                history_names = union_names([t for t, _ in self._history])
                 recent = pl.lit(True) if history_names is None else recent | _event_in(history_names)
             predicate = predicate & recent
         if names is not None:
@@ -125,25 +165,53 @@ class FusedPlan:
         return predicate
 
     def build(self, events: pl.LazyFrame | None, distinct_ids: pl.LazyFrame) -> pl.LazyFrame:
-        """``(person_id, <one boolean column per output>)`` for every person with at least one read event."""
+        """One row per person with at least one read event, one boolean column per output.
+
+        ``distinct_ids`` is either ``(distinct_id, person)`` with the caller's integer person codes (the frame
+        then comes back keyed by ``person``), or the contract's ``(distinct_id, person_id)``: coded here with
+        :func:`person_codes` and keyed by ``person_id`` again at the end."""
         events = pl.LazyFrame(schema=EVENTS_SCHEMA) if events is None else _utc_timestamps(events)
         needed = ["event", "distinct_id", "timestamp"] + (["properties"] if self.columns.needs_properties else [])
         rows = events.select(needed)
         predicate = self._scan_predicate()
         if predicate is not None:
             rows = rows.filter(predicate)
-        rows = self.columns.extract(
-            rows.join(distinct_ids.select("distinct_id", PERSON), on="distinct_id", how="inner"))
+        coded = PERSON in distinct_ids.collect_schema().names()
+        codes = distinct_ids if coded else person_codes(distinct_ids)
+        rows = self.columns.extract(rows.join(codes.select("distinct_id", PERSON), on="distinct_id", how="inner"))
         for stage in self.columns.stages():
             rows = rows.with_columns(stage)
-        if self._branches:
-            # the group-by and every branch read the same rows: one scan, whatever the optimiser prunes per branch
+        by_target: dict[str, list[tuple[str, str, pl.Expr]]] = {}
+        for name, kind, row, hit in self._aggregates.values():
+            by_target.setdefault(hit, []).append((name, kind, row))
+        if len(by_target) + len(self._branches) > 1:
+            # every group-by and branch reads the same rows: one scan, whatever the optimiser prunes per reader
             rows = rows.cache()
-        frame = rows.group_by(PERSON).agg(
-            pl.len().alias("__events"), *[expr.alias(name) for name, expr in self._aggregates.values()])
-        for branch in self._branches.values():
-            frame = frame.join(branch.frame(rows), on=PERSON, how="left")
-        return frame.select(PERSON, *[expr.fill_null(False).alias(name) for name, expr in self.outputs.items()])
+        # one group-by per target, over that target's rows only: an aggregate costs in proportion to the rows of
+        # its own event, not of every event the plan reads
+        frames = [
+            rows.filter(pl.col(hit)).with_columns(row.alias(name) for name, _, row in aggregates)
+            .group_by(PERSON).agg(AGGREGATIONS[kind][0](pl.col(name)) for name, kind, _ in aggregates)
+            for hit, aggregates in by_target.items()
+        ]
+        frames += [branch.frame(rows) for branch in self._branches.values()]
+        if not frames:
+            return pl.LazyFrame(schema={PERSON_ID if not coded else PERSON: pl.UInt32 if coded else pl.String})
+        frame = reduce(lambda left, right: left.join(right, on=PERSON, how="full", coalesce=True), frames)
+        frame = frame.with_columns(pl.col(name).fill_null(AGGREGATIONS[kind][1])
+                                   for name, kind, _, _ in self._aggregates.values() if AGGREGATIONS[kind][1] is not None)
+        frame = frame.select(PERSON, *[expr.fill_null(False).alias(name) for name, expr in self.outputs.items()])
+        if coded:
+            return frame
+        ids = codes.group_by(PERSON).agg(pl.col(PERSON_ID).first())
+        return frame.join(ids, on=PERSON, how="inner").select(PERSON_ID, *self.outputs)
+
+
+def person_codes(distinct_ids: pl.LazyFrame) -> pl.LazyFrame:
+    """``(distinct_id, person_id, person)``: ``person`` is the dense ``UInt32`` rank of ``person_id``, computed once
+    on the distinct-id table (cached: the events join and the mapping back to ids read the same codes)."""
+    return distinct_ids.select(
+        "distinct_id", PERSON_ID, pl.col(PERSON_ID).rank("dense").cast(pl.UInt32).alias(PERSON)).cache()
 
 
 def _utc_timestamps(events: pl.LazyFrame) -> pl.LazyFrame:
@@ -162,7 +230,7 @@ def _event_in(names: frozenset[str]) -> pl.Expr:
     return pl.col("event").is_in(sorted(names))
 
 
-def _union_names(targets: list[Target]) -> frozenset[str] | None:
+def union_names(targets: list[Target]) -> frozenset[str] | None:
     """Every event name the targets can match, or ``None`` when one of them matches any event."""
     names: set[str] = set()
     for target in targets:
@@ -174,6 +242,9 @@ def _union_names(targets: list[Target]) -> frozenset[str] | None:
 
 class PlannedLeaf(Protocol):
     """A behavioural leaf, validated and resolved (targets, filters, windows), ready to join the fused plan."""
+
+    @property
+    def targets(self) -> list[Target]: ...
 
     @property
     def property_keys(self) -> set[str]: ...

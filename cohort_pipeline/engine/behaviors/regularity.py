@@ -53,6 +53,10 @@ class PerformedEventRegularly:
                    int(leaf.operator_value), int(leaf.min_periods))
 
     @property
+    def targets(self) -> list[Target]:
+        return [self.target]
+
+    @property
     def property_keys(self) -> set[str]:
         return property_keys([self.target], [])
 
