@@ -305,6 +305,30 @@ def compile_operator(
     return result
 
 
+#: Operators whose answer on a String property can only change where the property's text is one of the values.
+EQUALITY_OPERATORS = ("exact", "is_not", "in", "not_in")
+_NON_STRING_TEXT = re.compile(r"^(?:true|false|null|[-+.0-9{\[\s].*)?$", re.DOTALL)
+
+
+def raw_witnesses(operator: str | None, value: Any, property_type: PropertyType) -> list[str] | None:
+    """Texts one of which a row's raw JSON document spells (or the document holds an escape, a backslash) wherever
+    ``operator value`` can answer differently than for a missing property; ``None`` when there are none.
+
+    Only the equality operators on String properties have them: there the answer changes only where the property's
+    text is one of the values. A value text that no number, boolean, object or array reads as (see
+    :func:`..property_types.property_text`) can only be read from a JSON string, which a document without escapes
+    spells literally. So a row whose document holds neither a value text nor a backslash answers as if the
+    property were missing, and its JSON need not be parsed."""
+    name = operator or "exact"
+    items = _values(value)
+    if property_type is not PropertyType.STRING or name not in EQUALITY_OPERATORS or not items:
+        return None
+    texts = [None if item is None else _json_text(item) for item in items]
+    if any(text is None or _NON_STRING_TEXT.match(text) for text in texts):
+        return None
+    return texts
+
+
 def _compile_range(name: str, value: Any, operand: PropertyOperand) -> pl.Expr:
     """``between`` / ``not_between``: inclusive numeric bounds from a two-number list (spec 4.3)."""
     bounds = _range_bounds(value)

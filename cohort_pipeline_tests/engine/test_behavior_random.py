@@ -20,7 +20,7 @@ import pytest
 
 from cohort_pipeline import evaluate_cohorts
 from cohort_pipeline_tests.engine.test_behavior import behavioral, group
-from cohort_pipeline_tests.engine.test_behavior_plan import ACTIONS, BATTERY, DECLARED, NOW, TIMEZONE, oracle_member
+from cohort_pipeline_tests.engine.test_behavior_plan import ACTIONS, BATTERY, DECLARED, NOW, TIMEZONE, oracle_member, wd
 
 EVENTS = ["$pageview", "purchase", "feature_used", "signed_up", "$autocapture", "$pageleave"]
 URLS = ["https://app.example.com/pricing", "https://app.example.com/settings/billing", "https://example.com/docs"]
@@ -32,10 +32,23 @@ EXTRA = [
                seq_event=1, seq_event_type="actions", seq_time_value=6, seq_time_interval="hour"),
     behavioral("performed_event_sequence", key="$pageview", time_value=90, time_interval="day",
                seq_event="feature_used", seq_event_type="events", seq_time_value=3, seq_time_interval="day"),
+    behavioral("performed_event_regularly", key="feature_used", operator="gte", operator_value=1, time_value=1,
+               time_interval="day", min_periods=3, total_periods=40),
     behavioral("performed_event_first_time", key="purchase", time_value=30, time_interval="day",
                event_filters=[{"type": "event", "key": "$browser", "operator": "exact", "value": "Chrome"}]),
 ]
 LEAVES = BATTERY + EXTRA
+
+#: A negative event filter (a missing $browser passes), with its own oracle: the rows whose JSON the engine skips
+#: must answer as a missing property does.
+NOT_CHROME = behavioral("performed_event", key="$pageview", time_value=30, time_interval="day",
+                        event_filters=[{"type": "event", "key": "$browser", "operator": "is_not", "value": "Chrome"}])
+
+
+def not_chrome_member(events: list[dict[str, Any]]) -> bool:
+    lower, upper = wd(30, "day")
+    return any(e["event"] == "$pageview" and lower <= e["ts"] <= upper and e["properties"].get("$browser") != "Chrome"
+               for e in events)
 
 
 def random_world(seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -62,8 +75,10 @@ def random_world(seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
             properties["$current_url"] = rng.choice(URLS)
         if rng.random() < 0.6:
             properties["amount"] = rng.choice([5, 20, 21, 50.5])
-        rows.append({"event": rng.choice(EVENTS), "distinct_id": owner, "timestamp": at,
-                     "properties": json.dumps(properties)})
+        document = json.dumps(properties)
+        if rng.random() < 0.1:  # JSON may spell any character as an escape: "Chrome" without the text Chrome
+            document = document.replace('"Chrome"', '"\\u0043hrome"')
+        rows.append({"event": rng.choice(EVENTS), "distinct_id": owner, "timestamp": at, "properties": document})
     persons_frame = pl.DataFrame(
         {"id": persons, "created_at": [NOW] * len(persons), "properties": ["{}"] * len(persons)},
         schema={"id": pl.String, "created_at": pl.Datetime("us", "UTC"), "properties": pl.String})
@@ -77,6 +92,7 @@ def random_world(seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
 def test_every_leaf_matches_the_oracle_on_random_data(seed):
     persons, ids, events = random_world(seed)
     cohorts = [{"id": index + 1, "filters": {"properties": group("AND", leaf)}} for index, leaf in enumerate(LEAVES)]
+    cohorts.append({"id": 1000, "filters": {"properties": group("AND", NOT_CHROME)}})
     result = evaluate_cohorts(cohorts, persons, ids, events, now=NOW, timezone=TIMEZONE, actions=ACTIONS,
                               property_definitions=DECLARED)
     assert result.equals(result.sort("cohort_id", "person_id"))  # ordered, as documented
@@ -91,3 +107,4 @@ def test_every_leaf_matches_the_oracle_on_random_data(seed):
     for index, leaf in enumerate(LEAVES):
         expected = {person for person, rows in by_person.items() if oracle_member(leaf, rows)}
         assert got[index + 1] == expected, (index, leaf["value"])
+    assert got[1000] == {person for person, rows in by_person.items() if not_chrome_member(rows)}

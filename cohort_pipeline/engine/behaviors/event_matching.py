@@ -21,7 +21,13 @@ from typing import Any
 import polars as pl
 
 from cohort_pipeline.engine.behaviors.actions import CURRENT_URL, Action, ActionCatalog, action_id, like_pattern
-from cohort_pipeline.engine.operators import EvaluationContext, PropertyOperand, compile_operator, regex_is_valid
+from cohort_pipeline.engine.operators import (
+    EvaluationContext,
+    PropertyOperand,
+    compile_operator,
+    raw_witnesses,
+    regex_is_valid,
+)
 from cohort_pipeline.engine.property_types import PropertyType, property_text
 from cohort_pipeline.errors import CalculationError
 from cohort_pipeline.model.filters import EventFilterGroup, EventPropertyFilter
@@ -47,7 +53,8 @@ class EventColumns:
         self.ctx = ctx
         self.property_types = property_types
         self._properties: dict[str, str] = {}
-        self._needed_for: dict[str, dict[frozenset[str] | None, tuple[datetime | None, datetime]]] = {}
+        self._needed_for: dict[str, dict[tuple[frozenset[str] | None, tuple[str, ...] | None],
+                                          tuple[datetime | None, datetime]]] = {}
         self._levels: list[dict[str, tuple[str, pl.Expr]]] = []
         self._count = 0
 
@@ -57,15 +64,19 @@ class EventColumns:
             self._properties[key] = f"__ep{len(self._properties)}"
         return pl.col(self._properties[key])
 
-    def require(self, key: str, events: frozenset[str] | None, lower: datetime | None, upper: datetime) -> None:
+    def require(self, key: str, events: frozenset[str] | None, lower: datetime | None, upper: datetime,
+                witnesses: list[str] | None = None) -> None:
         """Property ``key`` is compared on events named ``events`` (``None``: on every event) with timestamps in
-        ``[lower, upper]`` (``lower`` ``None``: however old). Spans of one set of names merge into their hull."""
+        ``[lower, upper]`` (``lower`` ``None``: however old), and, when ``witnesses`` are given, only where the raw
+        document spells one of them or holds an escape (elsewhere the comparisons answer as for a missing property:
+        :func:`~..operators.raw_witnesses`). Spans of one set of names and witnesses merge into their hull."""
         spans = self._needed_for.setdefault(key, {})
-        if events in spans:
-            old_lower, old_upper = spans[events]
+        where = (events, None if witnesses is None else tuple(sorted(set(witnesses))))
+        if where in spans:
+            old_lower, old_upper = spans[where]
             lower = None if lower is None or old_lower is None else min(lower, old_lower)
             upper = max(upper, old_upper)
-        spans[events] = (lower, upper)
+        spans[where] = (lower, upper)
 
     def _read_rows(self, key: str) -> pl.Expr | None:
         """Where ``key`` must be read (``None``: everywhere, when nothing was required)."""
@@ -73,12 +84,15 @@ class EventColumns:
         if not spans:
             return None
         terms = []
-        for events, (lower, upper) in spans.items():
+        for (events, witnesses), (lower, upper) in spans.items():
             term = TIMESTAMP <= upper
             if lower is not None:
                 term = term & (TIMESTAMP >= lower)
             if events is not None:
                 term = term & EVENT.is_in(sorted(events))
+            if witnesses is not None:  # searched on this term's rows only
+                spelled = pl.when(term).then(pl.col("properties")).str.contains_any([*witnesses, "\\"])
+                term = spelled.fill_null(False)
             terms.append(term)
         return pl.any_horizontal(terms)
 
@@ -162,6 +176,18 @@ class EventFilters:
     @property
     def property_keys(self) -> set[str]:
         return {leaf.key for leaf in _filter_leaves(self.node)}
+
+    def witnesses(self, key: str, property_types: Mapping[str, PropertyType]) -> list[str] | None:
+        """Texts one of which a document spells wherever these filters' comparisons of ``key`` can answer otherwise
+        than for a missing property (``None``: anywhere); see :func:`~..operators.raw_witnesses`."""
+        texts: list[str] = []
+        for leaf in _filter_leaves(self.node):
+            if leaf.key == key:
+                found = raw_witnesses(leaf.operator, leaf.value, property_types.get(key, PropertyType.STRING))
+                if found is None:
+                    return None
+                texts += found
+        return texts
 
     def validate(self, ctx: EvaluationContext) -> None:
         """Raise now, when the cohort is compiled, for anything :meth:`expr` would raise later."""

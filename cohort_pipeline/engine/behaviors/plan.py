@@ -101,7 +101,8 @@ class FusedPlan:
         for key, events in target.property_reads:
             self.columns.require(key, events, lower, upper)
         for key in filters.property_keys if filters is not None else ():
-            self.columns.require(key, target.event_names, lower, upper)
+            witnesses = filters.witnesses(key, self.columns.property_types)
+            self.columns.require(key, target.event_names, lower, upper, witnesses)
 
     def aggregate(self, key: str, kind: str, match: pl.Expr, make_row: Callable[[], pl.Expr]) -> pl.Expr:
         """A per-person aggregate, shared by every leaf asking for the same key: the row column ``make_row()``

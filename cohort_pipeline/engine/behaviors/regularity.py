@@ -6,9 +6,10 @@ yesterday; a year is 12 months). A period *qualifies* when the person's target e
 qualify. A person is a member with at least ``min_periods`` qualifying periods. ``event_filters`` are ignored, as
 PostHog's stickiness series carries none.
 
-All regularity leaves of a run are one branch of the fused plan: the rows of each leaf (target events in its span,
-with their period index) are stacked in long form, counted per ``(person, leaf, period)`` in one group-by, and
-the qualifying periods are counted per person into one boolean column per leaf in a second.
+All regularity leaves of a run are one branch of the fused plan. Each leaf counts its rows (target events in its
+span) per person and period - one group-by by person with one count per period, or, for spans of many periods, a
+group-by by ``(person, period)`` - and keeps the persons with enough qualifying periods; the persons of every leaf
+are stacked as ``(person, leaf)`` and turned into one boolean column per leaf.
 """
 
 from __future__ import annotations
@@ -78,27 +79,32 @@ class RegularityBranch:
         self.leaves.append((name, in_span, leaf))
 
     def frame(self, rows: pl.LazyFrame) -> pl.LazyFrame:
-        parts = [
-            rows.filter(in_span).select(
-                PERSON,
-                pl.lit(index, dtype=pl.Int32).alias("leaf"),
-                leaf.span.period_index(TIMESTAMP).alias("period"),
-            )
+        members = [
+            _regular_persons(rows.filter(in_span), leaf).with_columns(pl.lit(index, dtype=pl.Int32).alias("leaf"))
             for index, (_, in_span, leaf) in enumerate(self.leaves)
         ]
-        limits = [PERIOD_OPERATORS[leaf.operator](leaf.value) for _, _, leaf in self.leaves]
-        criteria = pl.LazyFrame(
-            {"leaf": list(range(len(limits))), "low": [low for low, _ in limits], "high": [high for _, high in limits]},
-            schema={"leaf": pl.Int32, "low": pl.Int64, "high": pl.Int64},
+        return pl.concat(members).group_by(PERSON).agg(
+            (pl.col("leaf") == index).any().alias(name) for index, (name, *_) in enumerate(self.leaves)
         )
-        qualifying = (
-            pl.concat(parts)
-            .group_by(PERSON, "leaf", "period")
-            .agg(pl.len().cast(pl.Int64).alias("n"))
-            .join(criteria, on="leaf", how="inner")
-            .filter(pl.col("n").is_between(pl.col("low"), pl.col("high")))
-        )
-        return qualifying.group_by(PERSON).agg(
-            ((pl.col("leaf") == index).sum() >= leaf.min_periods).alias(name)
-            for index, (name, _, leaf) in enumerate(self.leaves)
-        )
+
+
+#: Up to this many periods, a leaf counts each person's events per period in one group-by by person (one sum
+#: per period); beyond, it groups by (person, period).
+_WIDE_PERIODS = 32
+
+
+def _regular_persons(rows: pl.LazyFrame, leaf: PerformedEventRegularly) -> pl.LazyFrame:
+    """``(person)``: once each person with at least ``min_periods`` qualifying periods among ``rows`` (the leaf's
+    target events inside its span)."""
+    low, high = PERIOD_OPERATORS[leaf.operator](leaf.value)
+    low = max(low, 1)  # a period without events never qualifies
+    period = leaf.span.period_index(TIMESTAMP)
+    periods = pl.select(leaf.span.period_index(pl.lit(leaf.span.window.lower))).item() + 1  # the oldest is last
+    if periods <= _WIDE_PERIODS:
+        counts = rows.group_by(PERSON).agg((period == index).sum().alias(f"n{index}") for index in range(periods))
+        qualifying = pl.sum_horizontal(pl.col(f"n{index}").is_between(low, high).cast(pl.Int32)
+                                       for index in range(periods))
+        return counts.filter(qualifying >= leaf.min_periods).select(PERSON)
+    counts = rows.group_by(PERSON, period.alias("period")).agg(pl.len().alias("n"))
+    return (counts.filter(pl.col("n").is_between(low, high)).group_by(PERSON).agg(pl.len().alias("qualifying"))
+            .filter(pl.col("qualifying") >= leaf.min_periods).select(PERSON))
