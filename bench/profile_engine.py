@@ -1,17 +1,18 @@
-"""Where our engine's time goes, phase by phase, and what the issue's optimisations would buy (evidence for issue 6).
+"""Where our engine's time goes, phase by phase, and what the alternatives would buy (evidence for issue 6).
 
-    python bench/profile_engine.py --size M [--cohorts 12]
+    python bench/profile_engine.py --size M [--cohorts 12|100] [--memory-probe full|aggregates-only|branches-only]
 
 Polars 2.x has no ``LazyFrame.profile()`` (removed with the streaming engine becoming the default), so this
-script times phases instead. It rebuilds exactly the plan ``evaluate_cohorts`` builds (same internal objects, read
-only: nothing in ``cohort_pipeline`` is changed) and runs it stage by stage, materialising each stage's output so
-each stage is timed alone:
+script times phases instead. It builds exactly the plan ``evaluate_cohorts`` builds (the engine's own objects and
+methods, read only: nothing in ``cohort_pipeline`` is changed) and runs it stage by stage, materialising each
+stage's output so each stage is timed alone:
 
-  scan+filter -> join to person_distinct_ids -> JSON extraction -> row predicates -> group-by per person
-  -> branches (sequence, regularity) -> persons side (person leaves, joins, unpivot)
+  persons side (person texts, person leaves, id order and codes) -> scan+filter -> join to the person codes
+  -> JSON extraction -> row predicates -> one group-by per target -> branches (sequence, regularity)
+  -> joining the per-person frames -> memberships
 
-then measures alternatives on the same materialised rows: integer-coded distinct ids, categorical event names,
-aggregation per distinct id before the join. Timings are wall-clock on a shared 2-core machine (noisy).
+then measures alternatives on the same materialised rows (the designs the engine does not use, and why). Each
+phase reports wall and CPU seconds of this process; the machine is shared, so CPU is the steadier figure.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import sys
 import time
 from contextlib import contextmanager
+from functools import reduce
 from pathlib import Path
 
 import polars as pl
@@ -34,9 +36,13 @@ from cohorts import NOW, PROPERTY_DEFINITIONS, SETS, TIMEZONE  # noqa: E402
 from cohort_pipeline.engine import evaluate as ev  # noqa: E402
 from cohort_pipeline.engine.behavior import BehaviorPlanner  # noqa: E402
 from cohort_pipeline.engine.behaviors.event_matching import EventColumns  # noqa: E402
-from cohort_pipeline.engine.behaviors.plan import PERSON, FusedPlan, _utc_timestamps  # noqa: E402
+from cohort_pipeline.engine.behaviors.plan import AGGREGATIONS, PERSON, FusedPlan, _utc_timestamps  # noqa: E402
 from cohort_pipeline.engine.operators import EvaluationContext  # noqa: E402
-from cohort_pipeline.engine.property_types import resolve_property_types  # noqa: E402
+from cohort_pipeline.engine.property_types import (  # noqa: E402
+    property_text,
+    property_text_stages,
+    resolve_property_types,
+)
 from cohort_pipeline.sources.readers import load_project  # noqa: E402
 
 TIMINGS: list[tuple[str, float, float, str]] = []
@@ -60,7 +66,15 @@ def rss_mib() -> float:
     return 0.0
 
 
-def main() -> None:
+def per_target(rows: pl.DataFrame, plan: FusedPlan) -> list[pl.LazyFrame]:
+    return [
+        rows.lazy().filter(pl.col(hit)).with_columns(row.alias(name) for name, _, row in aggregates)
+        .group_by(PERSON).agg(AGGREGATIONS[kind][0](pl.col(name)) for name, kind, _ in aggregates)
+        for hit, aggregates in plan.aggregates_by_target().items()
+    ]
+
+
+def main() -> None:  # noqa: PLR0915 - one linear script
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", default="M")
     parser.add_argument("--cohorts", default="12", choices=sorted(SETS))
@@ -87,11 +101,11 @@ def main() -> None:
     plan = FusedPlan(EventColumns(ctx, behaviors.property_types(project.events)))
     for name, leaf in behaviors._leaves.values():
         leaf.contribute(name, plan)
-    predicate = plan._scan_predicate()
-    needed = ["event", "distinct_id", "timestamp"] + (["properties"] if plan.columns.needs_properties else [])
-    print(f"behaviour leaves {len(behaviors._leaves)}, aggregates {len(plan._aggregates)}, branches "
-          f"{[type(b).__name__ for b in plan._branches.values()]}, row predicates "
-          f"{sum(len(level) for level in plan.columns._levels)}, JSON keys {sorted(plan.columns._properties)}")
+    by_target = plan.aggregates_by_target()
+    print(f"behaviour leaves {len(behaviors._leaves)}, aggregates {len(plan._aggregates)} over {len(by_target)} "
+          f"targets, branches {[type(b).__name__ for b in plan._branches.values()]}, row predicates "
+          f"{sum(len(level) for level in plan.columns._levels)}, event JSON keys {sorted(plan.columns._properties)}, "
+          f"person JSON keys {sorted(builder.person_texts)}")
 
     if args.memory_probe:
         memory_probe(args.memory_probe, plan, project, builder, members)
@@ -104,118 +118,104 @@ def main() -> None:
     del result
 
     # --- stage by stage ----------------------------------------------------------------------------------------------
+    persons = project.persons.collect()
+    with phase("P1 persons: property texts (one decode per person where exact)") as box:
+        texts = persons.lazy()
+        for stage in property_text_stages("properties", builder.person_texts):
+            texts = texts.with_columns(stage)
+        texts = texts.collect()
+        box["note"] = f"{len(builder.person_texts)} keys"
+    with phase("P2 persons: person leaves") as box:
+        leaves = texts.lazy().select("id", *[e.alias(n) for n, e in builder.person_columns.values()]).collect()
+        box["note"] = f"{len(builder.person_columns)} leaves"
+    with phase("P3 persons: id order + numbering, distinct ids -> person codes") as box:
+        numbered = leaves.lazy().sort("id").with_row_index(PERSON).collect()
+        codes = project.person_distinct_ids.join(numbered.lazy().select("id", PERSON), left_on="person_id",
+                                                 right_on="id").select("distinct_id", PERSON).collect()
+        box["note"] = f"{codes.height:,} distinct ids"
     events = _utc_timestamps(project.events)
+    needed = ["event", "distinct_id", "timestamp"] + (["properties"] if plan.columns.needs_properties else [])
     with phase("1 scan events + filter (names, widest window)") as box:
-        rows1 = events.select(needed).filter(predicate).collect()
+        rows1 = events.select(needed).filter(plan._scan_predicate()).collect()
         box["note"] = f"{rows1.height:,} rows kept, {rows1.estimated_size() / 2**20:,.0f} MiB"
-    with phase("1b same scan without the properties column") as box:
-        n = events.select(["event", "distinct_id", "timestamp"]).filter(predicate).select(pl.len()).collect().item()
-    pdi = project.person_distinct_ids.select("distinct_id", PERSON).collect()
-    with phase("2 join rows -> person_distinct_ids (string key)") as box:
-        rows2 = rows1.lazy().join(pdi.lazy(), on="distinct_id", how="inner").collect()
+    with phase("2 join rows -> person codes (string distinct_id key)") as box:
+        rows2 = rows1.lazy().join(codes.lazy(), on="distinct_id", how="inner").collect()
         box["note"] = f"{rows2.height:,} rows"
-    with phase("2b   same join without the properties column (string key)") as box:
-        rows1.drop("properties", strict=False).lazy().join(pdi.lazy(), on="distinct_id", how="inner").collect()
-    with phase("3 extract JSON property texts") as box:
+    with phase("3 extract event JSON property texts (only where a leaf can read them)") as box:
         rows3 = plan.columns.extract(rows2.lazy()).collect()
-        box["note"] = f"keys {sorted(plan.columns._properties)}"
+        parsed = rows2.select([plan.columns._read_rows(k).sum().alias(k) for k in plan.columns._properties])
+        box["note"] = "rows parsed per key " + (", ".join(f"{k} {v:,}" for k, v in parsed.row(0, named=True).items())
+                                                 or "-")
     with phase("4 row predicates (event names, filters, windows)") as box:
         lazy = rows3.lazy()
         for stage in plan.columns.stages():
             lazy = lazy.with_columns(stage)
         rows4 = lazy.collect()
         box["note"] = f"{rows4.width - rows3.width} boolean columns"
-    with phase("5 group_by person: all aggregates") as box:
-        frame = rows4.lazy().group_by(PERSON).agg(
-            pl.len().alias("__events"), *[expr.alias(name) for name, expr in plan._aggregates.values()]).collect()
-        box["note"] = f"{len(plan._aggregates)} aggregates, {frame.height:,} persons"
+    del rows2, rows3
+    with phase("5 one group-by per target (aggregates over that target's rows)") as box:
+        frames = pl.collect_all(per_target(rows4, plan))
+        box["note"] = f"{len(plan._aggregates)} aggregates over {len(frames)} targets"
     for branch in plan._branches.values():
         with phase(f"6 branch {type(branch).__name__}") as box:
-            out = branch.frame(rows4.lazy()).collect()
-            box["note"] = f"{len(branch.leaves)} leaves, {out.height:,} persons"
-    del rows3
-
-    # persons side: what _collect does after the behaviour frame
-    per_person = frame.lazy()
-    for branch in plan._branches.values():
-        per_person = per_person.join(branch.frame(rows4.lazy()), on=PERSON, how="left")
-    per_person = per_person.select(PERSON, *[e.fill_null(False).alias(n) for n, e in plan.outputs.items()]).collect()
-    with phase("7 persons side: person-property leaves, join behaviours, unpivot") as box:
-        out = (project.persons.join(per_person.lazy(), left_on="id", right_on=PERSON, how="left")
-               .with_columns([pl.col(n).fill_null(False) for n in behaviors.columns])
-               .with_columns([expr.alias(name) for name, expr in builder.person_columns.values()])
-               .select(pl.col("id").alias("person_id"), *[e.alias(f"cohort_{c}") for c, e in members.items()])
-               .unpivot(index="person_id", variable_name="cohort", value_name="member")
-               .filter(pl.col("member")).select("cohort", "person_id").unique().sort("cohort", "person_id")
-               .collect())
+            frames.append(branch.frame(rows4.lazy()).collect())
+            box["note"] = f"{len(branch.leaves)} leaves, {frames[-1].height:,} persons"
+    with phase("7 join the per-person frames, outputs") as box:
+        joined = reduce(lambda a, b: a.join(b, on=PERSON, how="full", coalesce=True), [f.lazy() for f in frames])
+        per_person = joined.with_columns(
+            pl.col(n).fill_null(AGGREGATIONS[k][1]) for n, k, _, _ in plan._aggregates.values()
+            if AGGREGATIONS[k][1] is not None
+        ).select(PERSON, *[e.fill_null(False).alias(n) for n, e in plan.outputs.items()]).collect()
+        box["note"] = f"{len(frames)} frames, {per_person.height:,} persons"
+    with phase("8 persons + behaviours -> cohort flags -> membership rows") as box:
+        flags = (numbered.lazy().join(per_person.lazy(), on=PERSON, how="left", maintain_order="left")
+                 .with_columns(pl.col(n).fill_null(False) for n in behaviors.columns)
+                 .select("id", *[members[c].alias(f"cohort_{c}") for c in sorted(members)]).collect())
+        out = pl.concat([flags.lazy().filter(f"cohort_{c}").select(pl.lit(c).alias("cohort_id"), "id")
+                         for c in sorted(members)]).collect()
         box["note"] = f"{out.height:,} rows"
-    with phase("7a   of which person-property leaves alone") as box:
-        project.persons.select([expr.alias(name) for name, expr in builder.person_columns.values()]).collect()
-        box["note"] = f"{len(builder.person_columns)} leaves"
-    with phase("7b   of which unpivot + unique + sort of the memberships") as box:
-        out.lazy().unique().sort("cohort", "person_id").collect()
 
-    # --- alternatives on the same rows (evidence for the issue's optimisations) -------------------------------------
+    # --- alternatives on the same rows (designs the engine does not use) ---------------------------------------------
     print("\nalternatives:")
-    codes = pdi.with_row_index("did_code").with_columns(
-        pl.col(PERSON).rank("dense").cast(pl.UInt32).alias("person_code"))
-    with phase("A0 one-off: integer-code distinct ids of the scanned rows (dictionary join)") as box:
-        coded = rows1.lazy().join(codes.lazy().select("distinct_id", "did_code"), on="distinct_id", how="left") \
-            .drop("distinct_id").collect()
-    coded_pdi = codes.select("did_code", "person_code")
-    with phase("A1 join on integer-coded distinct ids (vs 2)") as box:
-        joined = coded.lazy().join(coded_pdi.lazy(), on="did_code", how="inner").collect()
-        box["note"] = f"{joined.height:,} rows"
-    with phase("A2 group_by person: string person_id (count + 1 any)") as box:
-        rows4.lazy().group_by(PERSON).agg(pl.len(), pl.col("timestamp").max()).collect()
-    with phase("A3 group_by person: integer person code (count + 1 any)") as box:
-        joined.lazy().group_by("person_code").agg(pl.len(), pl.col("timestamp").max()).collect()
-    names = sorted(rows1["event"].unique().to_list())
-    tests = [pl.col("event") == name for name in names] * 3
-    with phase(f"B1 {len(tests)} event-name comparisons on String") as box:
-        rows1.lazy().select(tests[i].alias(f"t{i}") for i in range(len(tests))).collect()
-    as_enum = rows1.with_columns(pl.col("event").cast(pl.Enum(names)))
-    with phase(f"B2 {len(tests)} event-name comparisons on Enum (categorical)") as box:
-        as_enum.lazy().select(tests[i].alias(f"t{i}") for i in range(len(tests))).collect()
-    with phase("C1 join 2 + group_by person (the current order)") as box:
-        rows1.lazy().join(pdi.lazy(), on="distinct_id").group_by(PERSON).agg(
-            pl.len().alias("n"), pl.col("timestamp").min().alias("first")).collect()
-    with phase("C2 group_by distinct id first, join the aggregate, re-aggregate per person") as box:
-        per_did = rows1.lazy().group_by("distinct_id").agg(pl.len().alias("n"), pl.col("timestamp").min().alias("first"))
-        per_did.join(pdi.lazy(), on="distinct_id").group_by(PERSON).agg(
-            pl.col("n").sum(), pl.col("first").min()).collect()
-    with phase("D0 extract JSON before the join, then join the narrow rows (vs 2 + 3)") as box:
-        plan.columns.extract(rows1.lazy()).drop("properties", strict=False).join(
-            pdi.lazy(), on="distinct_id", how="inner").collect()
-    person_keys = sorted(ev._person_keys([d.effective_filters() for d in definitions.values()]))
-    with phase("7c person leaves: one JSON extraction per key, shared (vs 7a)") as box:
-        from cohort_pipeline.engine.property_types import property_text
-        project.persons.select(property_text(pl.col("properties"), key).alias(key) for key in person_keys).collect()
-        box["note"] = f"{len(person_keys)} keys (extraction only)"
-    with phase("D1 JSON: one json_path_match over all kept rows") as box:
-        rows1.lazy().select(pl.col("properties").str.json_path_match('$["feature"]')).collect()
-    event_keys = sorted(plan.columns._properties)
-    with phase(f"D2 JSON: one json_decode into a struct of the {len(event_keys)} keys, all kept rows (vs 3)") as box:
-        rows1.lazy().select(pl.col("properties").str.json_decode(
-            pl.Struct({key: pl.String for key in event_keys})).struct.unnest()).collect()
-    with phase(f"D3 persons: one json_decode into a struct of the {len(person_keys)} person keys (vs 7c)") as box:
-        project.persons.select(pl.col("properties").str.json_decode(
-            pl.Struct({key: pl.String for key in person_keys})).struct.unnest()).collect()
-    pdi_codes = codes.select("distinct_id", "person_code")
-    with phase("E1 join rows -> distinct ids carrying an integer person code, group_by code (vs C1)") as box:
-        rows1.lazy().join(pdi_codes.lazy(), on="distinct_id").group_by("person_code").agg(
-            pl.len().alias("n"), pl.col("timestamp").min().alias("first")).collect()
-    for branch in plan._branches.values():
-        if type(branch).__name__ != "SequenceBranch":
-            continue
-        for name, first, second, in_window, within in branch.leaves:
-            with phase("F1 sequence leaf as join_asof (next B at or after each A, by person; vs 6)") as box:
-                step = rows4.lazy().filter(in_window).select(PERSON, "timestamp", first.alias("a"), second.alias("b"))
-                a = step.filter("a").select(PERSON, "timestamp").sort("timestamp")
-                b = step.filter("b").select(PERSON, pl.col("timestamp").alias("b_ts")).sort("b_ts")
-                hits = a.join_asof(b, left_on="timestamp", right_on="b_ts", by=PERSON, strategy="forward").filter(
-                    (pl.col("b_ts") - pl.col("timestamp")) <= pl.duration(seconds=within)).select(PERSON).unique()
-                box["note"] = f"{hits.collect().height:,} persons (valid when A and B are different events)"
+    with phase("A1 one group-by over all rows, every aggregate (vs 5)"):
+        rows4.lazy().with_columns(row.alias(n) for n, _, row, _ in plan._aggregates.values()).group_by(PERSON).agg(
+            AGGREGATIONS[k][0](pl.col(n)) for n, k, _, _ in plan._aggregates.values()).collect()
+    pdi = project.person_distinct_ids.select("distinct_id", "person_id").collect()
+    with phase("A2 string person_id instead of codes: join rows -> person_id (vs 2)"):
+        joined_ids = rows1.lazy().select("distinct_id", "timestamp").join(pdi.lazy(), on="distinct_id").collect()
+    with phase("A3 group_by string person_id: count + min (vs integer codes, A4)"):
+        joined_ids.lazy().group_by("person_id").agg(pl.len(), pl.col("timestamp").min()).collect()
+    with phase("A4 group_by integer person code: count + min"):
+        rows4.lazy().group_by(PERSON).agg(pl.len(), pl.col("timestamp").min()).collect()
+    del joined_ids
+    pre_rows = rows1.lazy()
+    pre_rows = plan.columns.extract(pre_rows)
+    for stage in plan.columns.stages():
+        pre_rows = pre_rows.with_columns(stage)
+    pre_rows = pre_rows.drop("properties", strict=False).collect()
+    with phase("B1 aggregate per distinct id first, join the aggregates, re-aggregate per person (vs 2 + 5)"):
+        pl.collect_all([
+            pre_rows.lazy().filter(pl.col(hit)).with_columns(row.alias(n) for n, _, row in aggregates)
+            .group_by("distinct_id").agg(AGGREGATIONS[k][0](pl.col(n)) for n, k, _ in aggregates)
+            .join(codes.lazy(), on="distinct_id").group_by(PERSON)
+            .agg(pl.col(n).sum() if k == "count" else AGGREGATIONS[k][0](pl.col(n)) for n, k, _ in aggregates)
+            for hit, aggregates in by_target.items()
+        ])
+    del pre_rows
+    with phase("C1 person texts: one json_path_match per key (vs P1)") as box:
+        persons.lazy().select(property_text(pl.col("properties"), k).alias(n)
+                              for k, n in builder.person_texts.items()).collect()
+    with phase("C2 event JSON: every key parsed on every row its events and windows allow, no raw-text witnesses "
+               "(vs 3)") as box:
+        def read_rows(key: str) -> pl.Expr:
+            terms = []
+            for (names, _), (lower, upper) in plan.columns._needed_for[key].items():
+                term = pl.col("timestamp") <= upper
+                term = term if lower is None else term & (pl.col("timestamp") >= lower)
+                terms.append(term if names is None else term & pl.col("event").is_in(sorted(names)))
+            return pl.any_horizontal(terms)
+        rows1.lazy().select(property_text(pl.when(read_rows(k)).then(pl.col("properties")), k).alias(n)
+                            for k, n in plan.columns._properties.items()).collect()
     print(f"\npeak RSS of this process {rss_mib():,.0f} MiB")
     print(f"\nphase table (load average now {'/'.join(f'{x:.2f}' for x in os.getloadavg())}):")
     print("| phase | wall s | CPU s | note |\n|---|---:|---:|---|")
@@ -224,25 +224,25 @@ def main() -> None:
 
 
 def memory_probe(part: str, plan: FusedPlan, project, builder, members) -> None:
-    """Peak RSS of one part of the fused plan: the whole evaluation, the single group-by without the branches (and
-    so without the cache), or the branches alone over the cached rows."""
+    """Peak RSS of one part of the fused plan: the whole evaluation, the per-target group-bys without the branches,
+    or the branches alone over the cached rows."""
     with phase(f"memory probe: {part}") as box:
         if part == "full":
             ev._collect(project.persons, project.person_distinct_ids, project.events, builder, members)
         else:
-            events = _utc_timestamps(project.events)
-            needed = ["event", "distinct_id", "timestamp"] + (["properties"] if plan.columns.needs_properties else [])
-            rows = events.select(needed).filter(plan._scan_predicate())
-            rows = plan.columns.extract(rows.join(project.person_distinct_ids.select("distinct_id", PERSON),
-                                                  on="distinct_id", how="inner"))
-            for stage in plan.columns.stages():
-                rows = rows.with_columns(stage)
+            numbered = project.persons.select("id").sort("id").with_row_index(PERSON)
+            codes = project.person_distinct_ids.join(numbered, left_on="person_id", right_on="id").select(
+                "distinct_id", PERSON)
+            rows = plan.rows(project.events, codes).cache()
             if part == "aggregates-only":
-                rows.group_by(PERSON).agg(pl.len(), *[e.alias(n) for n, e in plan._aggregates.values()]).collect()
+                frames = [
+                    rows.filter(pl.col(hit)).with_columns(row.alias(n) for n, _, row in aggregates)
+                    .group_by(PERSON).agg(AGGREGATIONS[k][0](pl.col(n)) for n, k, _ in aggregates)
+                    for hit, aggregates in plan.aggregates_by_target().items()
+                ]
             else:
-                rows = rows.cache()
                 frames = [branch.frame(rows) for branch in plan._branches.values()]
-                pl.collect_all(frames)
+            pl.collect_all(frames)
         box["note"] = f"peak RSS {rss_mib():,.0f} MiB"
 
 

@@ -1,11 +1,12 @@
 """Evaluate many cohorts in one Polars plan (ARCHITECTURE: "one fused plan").
 
 Every distinct leaf of every selected cohort becomes one boolean column over the persons frame, computed in a
-single ``with_columns`` over one scan of persons (distinct-id leaves are aggregated from the distinct-id table
-and joined once). Each cohort is then a boolean expression over those columns, built with the negation algebra
-of :mod:`.conditions`, and the result is unpivoted into ``(cohort_id, person_id)`` rows. Referenced cohorts
-that this run computes are inlined (same data snapshot, decision 5); others are read from the static or
-published memberships passed in.
+single ``with_columns`` over one scan of persons (each person's property JSON is read once for all keys;
+behavioural leaves come from one scan of the events, keyed by an integer person code; distinct-id leaves are
+aggregated from the distinct-id table and joined once). Each cohort is then a boolean expression over those
+columns, built with the negation algebra of :mod:`.conditions`, and the result is turned into ``(cohort_id,
+person_id)`` rows, ordered by cohort and person. Referenced cohorts that this run computes are inlined (same data
+snapshot, decision 5); others are read from the static or published memberships passed in.
 """
 
 from __future__ import annotations
@@ -260,8 +261,8 @@ def _collect(persons: pl.LazyFrame, distinct_ids: pl.LazyFrame, events: pl.LazyF
              builder: _PlanBuilder, members: dict[int, pl.Expr]) -> pl.DataFrame:
     if not members:
         return pl.DataFrame(schema=MEMBERSHIP_SCHEMA)
-    # every person leaf first (one JSON extraction per property key), then the persons in id order, numbered: the
-    # behaviours come back keyed by that number (an integer join), and the membership rows come out ordered by
+    # every person leaf first (each person's JSON read once for all keys), then the persons in id order, numbered:
+    # the behaviours come back keyed by that number (an integer join), and the membership rows come out ordered by
     # (cohort_id, person_id) without sorting them (ids are unique)
     for stage in property_text_stages("properties", builder.person_texts):
         persons = persons.with_columns(stage)

@@ -78,8 +78,10 @@ class EventColumns:
             upper = max(upper, old_upper)
         spans[where] = (lower, upper)
 
-    def _read_rows(self, key: str) -> pl.Expr | None:
-        """Where ``key`` must be read (``None``: everywhere, when nothing was required)."""
+    def _read_rows(self, key: str, searches: dict[str, pl.Expr] | None = None) -> pl.Expr | None:
+        """Where ``key`` must be read (``None``: everywhere, when nothing was required). A span with witnesses
+        searches the raw documents of its own rows; with ``searches``, each search becomes a column computed
+        before the masks (registered there under a generated name), rather than an expression inside them."""
         spans = self._needed_for.get(key)
         if not spans:
             return None
@@ -90,9 +92,12 @@ class EventColumns:
                 term = term & (TIMESTAMP >= lower)
             if events is not None:
                 term = term & EVENT.is_in(sorted(events))
-            if witnesses is not None:  # searched on this term's rows only
-                spelled = pl.when(term).then(pl.col("properties")).str.contains_any([*witnesses, "\\"])
-                term = spelled.fill_null(False)
+            if witnesses is not None:
+                term = pl.when(term).then(pl.col("properties")).str.contains_any([*witnesses, "\\"]).fill_null(False)
+                if searches is not None:
+                    name = f"__es{len(searches)}"
+                    searches[name] = term
+                    term = pl.col(name)
             terms.append(term)
         return pl.any_horizontal(terms)
 
@@ -120,13 +125,16 @@ class EventColumns:
         JSON document is blanked (null) on the other rows first, and a null document costs nothing to parse."""
         if not self._properties:
             return rows
+        searches: dict[str, pl.Expr] = {}
+        where = {key: self._read_rows(key, searches) for key in self._properties}
         document = pl.col("properties")
-        columns = []
-        for key, name in self._properties.items():
-            where = self._read_rows(key)
-            source = document if where is None else pl.when(where).then(document)
-            columns.append(property_text(source, key).alias(name))
-        return rows.with_columns(columns)
+        if searches:
+            rows = rows.with_columns(**searches)
+        rows = rows.with_columns(
+            property_text(document if where[key] is None else pl.when(where[key]).then(document), key).alias(name)
+            for key, name in self._properties.items()
+        )
+        return rows.drop(list(searches))
 
     def stages(self) -> list[list[pl.Expr]]:
         """``with_columns`` stages of the predicates, level by level (after :meth:`extract`)."""

@@ -1,22 +1,23 @@
-"""The fused behavioural plan: one event scan, one join to persons, one group-by per person for all leaves.
+"""The fused behavioural plan: one event scan, one join to persons, one small group-by per target for all leaves.
 
 Every behaviour family contributes to a :class:`FusedPlan`:
 
 * row columns (targets, filter sets and their combinations) through :class:`EventColumns`;
-* *aggregates* of the single ``group_by(person_id)`` (conditional any / count / min), de-duplicated by key, so
-  two leaves reading the same event in the same window share one aggregate;
+* *aggregates* per person (conditional any / count / min), de-duplicated by key, so two leaves reading the same
+  event in the same window share one aggregate;
 * *outputs*: each leaf's boolean, an expression over those aggregates;
 * *branches* for the two behaviours that need more than one value per person (sequences, regularity); a branch
-  reads the same row frame and yields ``(person_id, <leaf columns>)``;
-* what it reads: the targets and windows, and which targets need their whole history (first-time and restarted
-  look for the earliest-ever occurrence).
+  reads the same row frame and yields ``(__person, <leaf columns>)``;
+* what it reads: the targets, windows and filters (which drive the scan's predicate and where property JSON is
+  parsed), and which targets need their history (first-time and restarted look before their windows).
 
 :meth:`FusedPlan.build` turns that into one LazyFrame: the event source is projected to the columns it needs,
 filtered by the union of the event names and the widest window (plus, for the names whose history matters,
-everything before it), joined to ``person_distinct_ids`` (events of unknown distinct ids drop out; several
-distinct ids of one person become one group), and aggregated. The branches share the row frame through one
-explicit cache; they filter it on computed columns only (:meth:`FusedPlan.within`), so the optimiser cannot push
-a branch's predicate below the cache into a second scan of the source.
+everything before it), joined to the distinct ids, which carry an integer person code (events of unknown distinct
+ids drop out; several distinct ids of one person become one code), and aggregated: one group-by per target over
+that target's rows, the per-target frames and the branches' joined on the code. They all share the row frame
+through one explicit cache; the branches filter it on computed columns only (:meth:`FusedPlan.within`), so the
+optimiser cannot push a branch's predicate below the cache into a second scan of the source.
 """
 
 from __future__ import annotations
@@ -168,23 +169,41 @@ class FusedPlan:
     def build(self, events: pl.LazyFrame | None, distinct_ids: pl.LazyFrame) -> pl.LazyFrame:
         """One row per person with at least one read event, one boolean column per output.
 
-        ``distinct_ids`` is either ``(distinct_id, person)`` with the caller's integer person codes (the frame
-        then comes back keyed by ``person``), or the contract's ``(distinct_id, person_id)``: coded here with
+        ``distinct_ids`` is either ``(distinct_id, __person)`` with the caller's integer person codes (the frame
+        then comes back keyed by ``__person``), or the contract's ``(distinct_id, person_id)``: coded here with
         :func:`person_codes` and keyed by ``person_id`` again at the end."""
+        coded = PERSON in distinct_ids.collect_schema().names()
+        codes = distinct_ids if coded else person_codes(distinct_ids)
+        frame = self.per_person(self.rows(events, codes.select("distinct_id", PERSON)))
+        if coded:
+            return frame
+        ids = codes.group_by(PERSON).agg(pl.col(PERSON_ID).first())
+        return frame.join(ids, on=PERSON, how="inner").select(PERSON_ID, *self.outputs)
+
+    def rows(self, events: pl.LazyFrame | None, codes: pl.LazyFrame) -> pl.LazyFrame:
+        """The row frame: the events the leaves read (one scan, projected and filtered), with their person code
+        (``codes``: ``(distinct_id, __person)``), property texts and every row column."""
         events = pl.LazyFrame(schema=EVENTS_SCHEMA) if events is None else _utc_timestamps(events)
         needed = ["event", "distinct_id", "timestamp"] + (["properties"] if self.columns.needs_properties else [])
         rows = events.select(needed)
         predicate = self._scan_predicate()
         if predicate is not None:
             rows = rows.filter(predicate)
-        coded = PERSON in distinct_ids.collect_schema().names()
-        codes = distinct_ids if coded else person_codes(distinct_ids)
-        rows = self.columns.extract(rows.join(codes.select("distinct_id", PERSON), on="distinct_id", how="inner"))
+        rows = self.columns.extract(rows.join(codes, on="distinct_id", how="inner"))
         for stage in self.columns.stages():
             rows = rows.with_columns(stage)
+        return rows
+
+    def aggregates_by_target(self) -> dict[str, list[tuple[str, str, pl.Expr]]]:
+        """``{target row column: [(name, kind, row column)]}``: the aggregates taken over each target's rows."""
         by_target: dict[str, list[tuple[str, str, pl.Expr]]] = {}
         for name, kind, row, hit in self._aggregates.values():
             by_target.setdefault(hit, []).append((name, kind, row))
+        return by_target
+
+    def per_person(self, rows: pl.LazyFrame) -> pl.LazyFrame:
+        """``(__person, <one boolean column per output>)`` from the row frame."""
+        by_target = self.aggregates_by_target()
         if len(by_target) + len(self._branches) > 1:
             # every group-by and branch reads the same rows: one scan, whatever the optimiser prunes per reader
             rows = rows.cache()
@@ -197,15 +216,13 @@ class FusedPlan:
         ]
         frames += [branch.frame(rows) for branch in self._branches.values()]
         if not frames:
-            return pl.LazyFrame(schema={PERSON_ID if not coded else PERSON: pl.UInt32 if coded else pl.String})
+            return pl.LazyFrame(schema={PERSON: pl.UInt32})
         frame = reduce(lambda left, right: left.join(right, on=PERSON, how="full", coalesce=True), frames)
+        # a person without rows of a target has that target's "none" values (no match, zero events)
         frame = frame.with_columns(pl.col(name).fill_null(AGGREGATIONS[kind][1])
-                                   for name, kind, _, _ in self._aggregates.values() if AGGREGATIONS[kind][1] is not None)
-        frame = frame.select(PERSON, *[expr.fill_null(False).alias(name) for name, expr in self.outputs.items()])
-        if coded:
-            return frame
-        ids = codes.group_by(PERSON).agg(pl.col(PERSON_ID).first())
-        return frame.join(ids, on=PERSON, how="inner").select(PERSON_ID, *self.outputs)
+                                   for name, kind, _, _ in self._aggregates.values()
+                                   if AGGREGATIONS[kind][1] is not None)
+        return frame.select(PERSON, *[expr.fill_null(False).alias(name) for name, expr in self.outputs.items()])
 
 
 def person_codes(distinct_ids: pl.LazyFrame) -> pl.LazyFrame:

@@ -98,13 +98,14 @@ def _regular_persons(rows: pl.LazyFrame, leaf: PerformedEventRegularly) -> pl.La
     target events inside its span)."""
     low, high = PERIOD_OPERATORS[leaf.operator](leaf.value)
     low = max(low, 1)  # a period without events never qualifies
-    period = leaf.span.period_index(TIMESTAMP)
+    rows = rows.select(PERSON, leaf.span.period_index(TIMESTAMP).alias("period"))
     periods = pl.select(leaf.span.period_index(pl.lit(leaf.span.window.lower))).item() + 1  # the oldest is last
     if periods <= _WIDE_PERIODS:
-        counts = rows.group_by(PERSON).agg((period == index).sum().alias(f"n{index}") for index in range(periods))
+        counts = rows.group_by(PERSON).agg((pl.col("period") == index).sum().alias(f"n{index}")
+                                           for index in range(periods))
         qualifying = pl.sum_horizontal(pl.col(f"n{index}").is_between(low, high).cast(pl.Int32)
                                        for index in range(periods))
         return counts.filter(qualifying >= leaf.min_periods).select(PERSON)
-    counts = rows.group_by(PERSON, period.alias("period")).agg(pl.len().alias("n"))
+    counts = rows.group_by(PERSON, "period").agg(pl.len().alias("n"))
     return (counts.filter(pl.col("n").is_between(low, high)).group_by(PERSON).agg(pl.len().alias("qualifying"))
             .filter(pl.col("qualifying") >= leaf.min_periods).select(PERSON))

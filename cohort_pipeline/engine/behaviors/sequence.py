@@ -8,14 +8,15 @@ order; one event never fills both steps. ``event_filters`` are ignored, as PostH
 All sequence leaves of a run are one branch of the fused plan. Each leaf is two sorted as-of joins, not a
 per-person pairing:
 
-1. the row frame's A and B events inside the leaf's window are split into the A rows ``(person, ts)`` and the
-   distinct B timestamps ``(person, ts, n_b)``, each sorted by time;
-2. for every A row, ``join_asof(strategy="forward")`` by person finds the nearest B timestamp at or after it; the A
-   row converts when that B lies within the seq window. A B at the same timestamp counts (either order);
-3. when an event can be both A and B (the same event name, or actions sharing one), such a row must pair with
-   *another* event: a second B at its own timestamp (``n_b >= 2``), or the nearest B strictly after it (a second
-   as-of join with ``allow_exact_matches=False``). When the two targets cannot match the same event (different
-   event names), step 3 is skipped;
+1. the row frame's A and B events inside the leaf's window are split into the A rows ``(person, ts)`` and the B
+   rows ``(person, ts)``, each sorted by time;
+2. for every A row, ``join_asof(strategy="forward")`` by person finds the nearest B at or after it; the A row
+   converts when that B lies within the seq window. A B at the same timestamp counts (either order);
+3. when one event can be both A and B (the same event name, or actions sharing one), such a row must pair with
+   *another* event. The B rows are then counted per timestamp, ``(person, ts, n_b)``, and an A row that is a B
+   itself converts with a second B at its own timestamp (``n_b >= 2``) or with the nearest B strictly after it
+   (a second as-of join, ``allow_exact_matches=False``). Targets that cannot match the same event (different
+   event names) skip this step;
 4. the converting persons of every leaf are stacked as ``(person, leaf)`` and turned into one boolean column per
    leaf.
 """
