@@ -75,48 +75,66 @@ def property_text(properties: pl.Expr, key: str) -> pl.Expr:
     return properties.str.json_path_match(json_path(key))
 
 
-# ---- several keys of one document: one decode per row, where that gives property_text's exact text ------------
+# ---- many rows: a regex extraction where that gives property_text's exact text, the JSON path elsewhere --------
 
 _WS = r"[ \t\n\r]*"
 _PLAIN_STRING = r'"[^"\\\x00-\x1f]*"'
 _PLAIN_INTEGER = r"(?:0|-?[1-9][0-9]{0,17})"
 _MEMBER = rf"{_WS}{_PLAIN_STRING}{_WS}:{_WS}(?:{_PLAIN_STRING}|{_PLAIN_INTEGER}|true|false|null){_WS}"
 FLAT_OBJECT = rf"^{_WS}\{{(?:{_MEMBER}(?:,{_MEMBER})*)?\}}{_WS}$"
-"""A JSON object of strings without escapes, integers of up to 18 digits, booleans and nulls. ``str.json_decode``
-cannot fail on such a document, and gives every value the text ``json_path_match`` gives (numbers with a fraction or
-an exponent are spelled differently: ``5.0`` decodes to ``"5"``, while the path reads ``"5.0"``)."""
+"""A JSON object of strings without escapes, integers of up to 18 digits, booleans and nulls. In such a document
+a member name is spelled literally, a string's text is what lies between its quotes, and every value's text is the
+one ``json_path_match`` gives (numbers with a fraction or an exponent are respelled by the path: ``1.50`` reads
+``"1.5"``, so they are not flat)."""
+
+_NOT_IN_FLAT_NAMES = re.compile(r'["\\\x00-\x1f]')
+"""Characters a member name of a :data:`FLAT_OBJECT` never holds: keys containing them always read the path."""
+
+
+def _regex_literal(text: str) -> str:
+    """``text`` as a regex matching itself (every character that is not a letter, digit or ``_`` as ``\\x{..}``)."""
+    return "".join(char if char.isalnum() or char == "_" else f"\\x{{{ord(char):X}}}" for char in text)
+
+
+def _flat_text(document: pl.Expr, key: str) -> pl.Expr:
+    """The text of ``key`` in a :data:`FLAT_OBJECT` document naming it at most once: a string's inner text, or the
+    integer / ``true`` / ``false`` as written; null for ``null`` or a missing key. A flat document's strings hold no
+    quotes, so ``"key":`` can only match at a member name."""
+    groups = document.str.extract_groups(
+        f'"{_regex_literal(key)}"{_WS}:{_WS}(?:"([^"]*)"|({_PLAIN_INTEGER}|true|false))'
+    )
+    return pl.coalesce(groups.struct.field("1"), groups.struct.field("2"))
 
 
 def property_text_stages(column: str, names: Mapping[str, str]) -> list[list[pl.Expr]]:
-    """``with_columns`` stages giving every key of ``names`` its :func:`property_text` as column ``names[key]``,
-    parsing most documents once instead of once per key (``json_path_match`` parses the whole document for every
-    key it reads).
+    """``with_columns`` stages giving every key of ``names`` its :func:`property_text` as column ``names[key]``.
 
-    A document that is a :data:`FLAT_OBJECT` is decoded once into a struct of all the keys; a key's decoded text
-    is used when its name occurs once in the document (a duplicated key reads its last value through the path, its
-    first decoded). Every other row, every key whose name cannot occur in a flat document (quotes, backslashes,
-    control characters) and every key when there are fewer than two to share a decode, reads through
-    :func:`property_text`. The stages leave helper columns named ``__json_*`` behind.
+    ``json_path_match`` parses the whole document for every key it reads: on person documents of a dozen keys
+    that is several times the cost of a regex extraction. So a :data:`FLAT_OBJECT` document naming the key once
+    (a duplicated name reads its last value through the path) is read with :func:`_flat_text`; only the other
+    rows, and keys that cannot occur in a flat document, go through :func:`property_text`. (Event documents are
+    short and read on a few rows each; there the path alone is cheaper, see ``bench/RESULTS.md``.) The stages
+    leave helper columns named ``__json_*`` behind.
     """
     document = pl.col(column)
-    shared = [key for key in names if not re.search(r'["\\\x00-\x1f]', key)]
-    if len(shared) < 2:
-        return [[property_text(document, key).alias(names[key]) for key in names]]
-    flat, struct = pl.col("__json_flat"), pl.col("__json_struct")
-    once = [document.str.count_matches(f'"{key}"', literal=True).le(1).and_(flat).alias(f"__json_once{index}")
-            for index, key in enumerate(shared)]
-    texts = [
-        pl.when(pl.col(f"__json_once{index}")).then(struct.struct.field(key))
-        .otherwise(property_text(pl.when(~pl.col(f"__json_once{index}")).then(document), key)).alias(names[key])
-        for index, key in enumerate(shared)
+    flat_keys = [key for key in names if not _NOT_IN_FLAT_NAMES.search(key)]
+    texts = [property_text(document, key).alias(names[key]) for key in names if key not in flat_keys]
+    if not flat_keys:
+        return [texts]
+    once = [
+        pl.when("__json_flat").then(document).str.count_matches(f'"{key}"', literal=True).le(1).fill_null(False)
+        .alias(f"__json_once{index}")
+        for index, key in enumerate(flat_keys)
     ]
-    texts += [property_text(document, key).alias(names[key]) for key in names if key not in shared]
-    return [
-        [document.str.contains(FLAT_OBJECT).fill_null(False).alias("__json_flat")],
-        [pl.when(flat).then(document).str.json_decode(pl.Struct(dict.fromkeys(shared, pl.String)))
-         .alias("__json_struct")] + once,
-        texts,
+    # the path costs nothing on a null, so it is handed only the documents the extraction cannot read
+    texts += [
+        pl.when(f"__json_once{index}")
+        .then(_flat_text(document, key))
+        .otherwise(property_text(pl.when(~pl.col(f"__json_once{index}")).then(document), key))
+        .alias(names[key])
+        for index, key in enumerate(flat_keys)
     ]
+    return [[document.str.contains(FLAT_OBJECT).fill_null(False).alias("__json_flat")], once, texts]
 
 
 _SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n",

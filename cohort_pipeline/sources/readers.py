@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from cohort_pipeline.errors import DataSourceError
 from cohort_pipeline.sources.contract import (
@@ -87,11 +89,18 @@ FORMATS: dict[str, FileFormat] = {
 
 @dataclass(frozen=True)
 class ValueCheck:
-    """A condition no row may meet. ``problem`` is formatted with the first offending ``value`` and ``row``."""
+    """A condition no row may meet. ``problem`` is formatted with the first offending ``value`` and ``row``.
+
+    Finding the offending row is the expensive part (``is_duplicated`` hashes every value twice over), so checks
+    are first settled in bulk: ``clean`` is an aggregate that is true when no row is bad (default: ``bad`` holds
+    nowhere), and a check with ``nulls_of`` only finds nulls in that source column, which a Parquet footer whose
+    statistics count none there settles without reading the data."""
 
     bad: pl.Expr
     value: pl.Expr
     problem: str
+    clean: pl.Expr | None = None
+    nulls_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -253,11 +262,14 @@ def _contract_checks(column: ContractColumn, expr: pl.Expr) -> tuple[ValueCheck,
         bad=pl.col(column.name).is_null(),
         value=pl.lit(None),
         problem=f"column {column.name!r} is required but row {{row}} is null",
+        clean=pl.col(column.name).null_count() == 0,
+        nulls_of=column.name,
     )
     unique = ValueCheck(
         bad=expr.is_duplicated(),
         value=expr,
         problem=f"column {column.name!r} must be unique but {{value!r}} appears more than once (row {{row}})",
+        clean=expr.n_unique() == pl.len(),
     )
     return (required,) * column.required + (unique,) * column.unique
 
@@ -375,24 +387,50 @@ def _normalise_columns(path: Path, table: TableName, schema: pl.Schema) -> list[
 
 
 def _run_checks(path: Path, file_format: FileFormat, raw: pl.LazyFrame, columns: list[Normalised]) -> None:
-    """Evaluate every value check in one pass and raise on the first that finds an offending row.
+    """Settle every value check (one pass of cheap aggregates, after what the file's footer proves) and, only when
+    one fails, find and report the first offending row.
 
     Reading the checked columns also surfaces corrupt data pages and malformed CSV/NDJSON lines now.
     """
-    checks = [check for column in columns for check in column.checks]
+    null_free = _parquet_null_free_columns(path) if file_format is FORMATS[".parquet"] else set()
+    checks = [check for column in columns for check in column.checks if check.nulls_of not in null_free]
     if not checks:
         return
-    firsts = [
-        pl.struct(row=pl.col(_ROW) + 1, value=check.value.cast(pl.String)).filter(check.bad).first().alias(f"c{i}")
-        for i, check in enumerate(checks)
-    ]
     try:
+        settled = raw.select(
+            (~check.bad.any() if check.clean is None else check.clean).alias(f"c{i}") for i, check in enumerate(checks)
+        ).collect().row(0)
+        if all(settled):
+            return
+        failing = [check for check, clean in zip(checks, settled, strict=True) if not clean]
+        firsts = [
+            pl.struct(row=pl.col(_ROW) + 1, value=check.value.cast(pl.String)).filter(check.bad).first().alias(f"c{i}")
+            for i, check in enumerate(failing)
+        ]
         found = raw.select(firsts).collect().row(0)
     except (pl.exceptions.PolarsError, OSError) as error:
         raise DataSourceError(f"{path}: cannot read as {file_format.name}: {_first_line(error)}") from error
-    for check, hit in zip(checks, found, strict=True):
+    for check, hit in zip(failing, found, strict=True):
         if hit is not None:
             raise DataSourceError(f"{path}: {check.problem.format(**hit)}")
+
+
+def _parquet_null_free_columns(path: Path) -> set[str]:
+    """Top-level columns whose every row group's statistics count zero nulls (writers may omit statistics; such
+    a column is not proven and gets read)."""
+    try:
+        metadata = pq.read_metadata(path)
+    except (OSError, pa.ArrowException):
+        return set()  # the scan reports the unreadable file
+    proven = set()
+    for index in range(metadata.num_columns):
+        name = metadata.schema.column(index).path
+        if "." in name:
+            continue  # a nested leaf, not a top-level column
+        stats = [metadata.row_group(group).column(index).statistics for group in range(metadata.num_row_groups)]
+        if all(stat is not None and stat.has_null_count and stat.null_count == 0 for stat in stats):
+            proven.add(name)
+    return proven
 
 
 def _find_optional_table_file(project_dir: Path, table: TableName) -> Path | None:

@@ -209,7 +209,7 @@ def test_json_path_is_a_string():
     assert isinstance(json_path("$browser"), str)
 
 
-# ---- property_text_stages: several keys, one decode per row, property_text's text exactly -----------------------
+# ---- property_text_stages: a regex on flat documents, the path elsewhere, property_text's text exactly -----------
 
 AWKWARD_DOCUMENTS = [
     '{"a": "x", "b": 1, "c": true}', '{"a": 5.0, "b": 1.50, "c": 1e5}', '{"a": -0, "b": -0.0, "c": 0}',
@@ -219,10 +219,14 @@ AWKWARD_DOCUMENTS = [
     '[1, 2]', '"str"', '', '{}', '{ "a" : "spaced" ,\n"b":"\\u00e9" }', '{"a": "", "b": "", "c": ""}',
     '{"a": "café ü 😀", "c": false}', '{"b": "a", "a": "b"}', '{"a\\"": 1, "a": 2}', '{"a": "x\u00a0"}',
     '\u00a0{"a": 1}', '{"a": 1}\u00a0', '{"a": "\\ud83d\\ude00"}', '{"a": 01}', '{"a": 1, "b": tru}',
+    '{"a": null, "b": false, "c": -12}', '{"ba": 1, "ab": 2, "b": 3}', '{"a": "b", "b": "a:", "c": "\\"a\\": 1"}',
+    '{"$current_url": "https://x.io/a?b=1", "a.b": "dot", "a+": "plus", "(c)": "paren", "ü k": "space"}',
+    '{"a.b": 1, "axb": 2}', '{"a": true}  ', '{"a": "x",}', '{"a" "x"}',
 ]
+KEY_SETS = [["a", "b", "c"], ["a", "b"], ["a"], ['a"', "a", "b\\c"], ["$current_url", "a.b", "a+", "(c)", "ü k"]]
 
 
-@pytest.mark.parametrize("keys", [["a", "b", "c"], ["a", "b"], ["a"], ['a"', "a", "b\\c"]])
+@pytest.mark.parametrize("keys", KEY_SETS)
 def test_property_text_stages_read_what_property_text_reads(keys):
     frame = pl.LazyFrame({"properties": AWKWARD_DOCUMENTS + [None]})
     names = {key: f"t{index}" for index, key in enumerate(keys)}
@@ -232,3 +236,4 @@ def test_property_text_stages_read_what_property_text_reads(keys):
     got = staged.select(names.values()).collect()
     expected = frame.select(property_text(pl.col("properties"), key).alias(names[key]) for key in keys).collect()
     assert got.to_dicts() == expected.to_dicts()
+

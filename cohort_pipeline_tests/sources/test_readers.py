@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -292,3 +293,27 @@ def test_find_table_file_refuses_to_choose_between_several(tmp_path: Path) -> No
     with pytest.raises(DataSourceError) as failure:
         find_table_file(tmp_path, "persons")
     assert str(failure.value) == f"{tmp_path}: several persons files (persons.parquet, persons.csv); keep exactly one"
+
+
+@pytest.mark.parametrize("statistics", [True, False], ids=["with statistics", "without statistics"])
+def test_parquet_nulls_are_found_whatever_the_footer_says(tmp_path: Path, statistics: bool) -> None:
+    """A footer counting zero nulls settles a required column unread; one counting nulls, or no statistics at all,
+    means the column is read, and the null is reported with its row (here in the third of four row groups)."""
+    frame = pl.DataFrame({"distinct_id": [f"d{i}" for i in range(40)],
+                          "person_id": [None if i == 25 else f"p{i}" for i in range(40)]})
+    path = tmp_path / "person_distinct_ids.parquet"
+    frame.write_parquet(path, row_group_size=10, statistics=statistics)
+    assert pq.read_metadata(path).num_row_groups == 4
+    with pytest.raises(DataSourceError, match="column 'person_id' is required but row 26 is null"):
+        scan_table(path, "person_distinct_ids")
+
+
+def test_parquet_footer_without_nulls_still_checks_uniqueness(tmp_path: Path) -> None:
+    path = tmp_path / "persons.parquet"
+    pl.DataFrame({"id": [f"p{i}" for i in range(30)] + ["p7"]}).write_parquet(path, row_group_size=8)
+    with pytest.raises(DataSourceError, match="column 'id' must be unique but 'p7' appears more than once"):
+        scan_table(path, "persons")
+    clean = tmp_path / "clean" / "persons.parquet"
+    clean.parent.mkdir()
+    pl.DataFrame({"id": [f"p{i}" for i in range(30)]}).write_parquet(clean, row_group_size=8)
+    assert scan_table(clean, "persons").collect().height == 30
