@@ -4,8 +4,11 @@
     python bench/run.py --size S --cohorts 12     # quick check
     python bench/run.py --size L --cohorts 12     # 10M persons / 300M events (generation alone takes long)
 
+For the 12-cohort set it also measures the Dagster path (``--skip-dagster`` to skip): ``refresh_cohorts`` over
+every cohort partition in one run, against the engine alone, and checks that the store published the same members.
+
 Generates the data if missing (``bench/data/<size>/project_1``, gitignored), writes each cohort set (PostHog
-JSON + SQL) next to it, runs each engine in its own process (peak RSS from ``os.wait4``), checks that both give
+JSON + SQL) next to it, runs each engine in its own process (peak RSS: the process's own ``VmHWM``), checks that both give
 the same members for every cohort (exit status 1 and the diff sizes when not), prints the table and appends it
 with the machine's description to ``bench/RESULTS.md`` (``--no-record`` to skip).
 
@@ -103,8 +106,9 @@ def run_worker(mode: str, set_path: Path, data_dir: Path, out: Path, infer_types
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"{mode} worker failed with exit status {process.returncode}: {' '.join(command)}")
-    return Measured(json.loads(report_path.read_text()), wall, usage.ru_maxrss / 1024,  # ru_maxrss: KiB
-                    usage.ru_utime + usage.ru_stime)
+    report = json.loads(report_path.read_text())
+    # the worker's own VmHWM: wait4's ru_maxrss would include the forked copy of this process before exec
+    return Measured(report, wall, report["peak_rss_mib"], usage.ru_utime + usage.ru_stime)
 
 
 # ---- checking ------------------------------------------------------------------------------------------------------
@@ -192,6 +196,26 @@ def summary(label: str, ours: Measured, duck: Measured | None, ours_each: Measur
     return lines
 
 
+def dagster_summary(label: str, cohorts: list[BenchCohort], ours: Measured, dagster: Measured,
+                    run_dir: Path) -> list[str]:
+    """The Dagster path against the engine alone (load_project + evaluate_cohorts), and its published members
+    against the engine's."""
+    engine_s = ours.report["total_s"]
+    lines = []
+    for run in dagster.report["runs"]:
+        steps = ", ".join(f"{step} {seconds:.2f} s" for step, seconds in run["steps_s"].items())
+        lines.append(f"[{label}] dagster path, {run['label']}: refresh_cohorts over {len(cohorts)} partitions in one "
+                     f"run {run['run_s']:.2f} s = engine alone x {run['run_s'] / engine_s:.2f} "
+                     f"({(run['run_s'] / engine_s - 1) * 100:+.0f}%); steps: {steps}")
+    lines.append(f"[{label}] dagster path process: wall {dagster.wall_s:.2f} s (with imports and both runs), "
+                 f"CPU {dagster.cpu_s:.1f} s, peak RSS {dagster.peak_rss_mb:,.0f} MiB")
+    checked = compare(cohorts, run_dir / f"ours_{label}.parquet", run_dir / f"dagster_{label}.parquet")
+    bad = {cid: v for cid, v in checked.items() if v[2] or v[3]}
+    lines.append(f"[{label}] MISMATCH between the published and the engine's members on {len(bad)} cohort(s)" if bad
+                 else f"[{label}] check: the store published the engine's members for all {len(cohorts)} cohorts")
+    return lines
+
+
 def record(lines: list[str], command: str) -> None:
     stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     header = "" if RESULTS.exists() else "# Benchmark results (appended by bench/run.py)\n"
@@ -214,6 +238,8 @@ def main() -> int:
                         help="do not pass property definitions: let the engine infer the types from the data")
     parser.add_argument("--polars-engine", choices=["auto", "in-memory", "streaming"],
                         help="POLARS_ENGINE_AFFINITY for our engine's process (default: Polars' own default)")
+    parser.add_argument("--skip-dagster", action="store_true",
+                        help="do not measure the Dagster path (refresh_cohorts over all partitions of the 12 set)")
     parser.add_argument("--no-record", action="store_true", help=f"do not append to {RESULTS.relative_to(ROOT)}")
     args = parser.parse_args()
     command = "python bench/run.py " + " ".join(sys.argv[1:])
@@ -263,6 +289,11 @@ def main() -> int:
                     f"{cid}: {v[2]} only ours, {v[3]} only duckdb" for cid, v in bad.items()))
             else:
                 section.append(f"[{name}] check: both engines give the same members for all {len(cohorts)} cohorts")
+        if name == "12" and not args.skip_dagster:
+            print(f"--- {name}-cohort set: the Dagster path ...", flush=True)
+            dagster = run_worker("dagster", set_path, data_dir, run_dir / f"dagster_{name}.parquet", False)
+            section += dagster_summary(name, cohorts, ours, dagster, run_dir)
+            failed = failed or any("MISMATCH" in line for line in section)
         print("\n".join(section), flush=True)
         lines += section
     tail = [""]
