@@ -29,7 +29,7 @@ from typing import Protocol
 
 import polars as pl
 
-from cohort_pipeline.engine.behaviors.event_matching import EventColumns, EventFilters, Target
+from cohort_pipeline.engine.behaviors.event_matching import EventColumns, EventFilters, Target, event_named
 from cohort_pipeline.engine.behaviors.windows import Window
 
 TIMESTAMP = pl.col("timestamp")
@@ -160,10 +160,10 @@ class FusedPlan:
             recent = TIMESTAMP >= min(w.lower for _, w in self._reads)
             if self._history:
                 history_names = union_names([t for t, _ in self._history])
-                recent = pl.lit(True) if history_names is None else recent | _event_in(history_names)
+                recent = pl.lit(True) if history_names is None else recent | event_named(history_names)
             predicate = predicate & recent
         if names is not None:
-            predicate = predicate & _event_in(names)
+            predicate = predicate & event_named(names)
         return predicate
 
     def build(self, events: pl.LazyFrame | None, distinct_ids: pl.LazyFrame) -> pl.LazyFrame:
@@ -242,10 +242,6 @@ def _utc_timestamps(events: pl.LazyFrame) -> pl.LazyFrame:
         column = column.dt.convert_time_zone("UTC") if dtype.time_zone else column.dt.replace_time_zone("UTC")
         return events.with_columns(column.dt.cast_time_unit("us"))
     return events.with_columns(column.cast(EVENTS_SCHEMA["timestamp"]))
-
-
-def _event_in(names: frozenset[str]) -> pl.Expr:
-    return pl.col("event").is_in(sorted(names))
 
 
 def union_names(targets: list[Target]) -> frozenset[str] | None:
