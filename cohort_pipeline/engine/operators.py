@@ -27,7 +27,7 @@ from typing import Any, Literal
 import polars as pl
 
 from cohort_pipeline.engine import dates, semver
-from cohort_pipeline.engine.property_types import PropertyType
+from cohort_pipeline.engine.property_types import PropertyType, regex_literal
 from cohort_pipeline.errors import CalculationError
 
 Operand = Literal["typed", "text", "datetime", "semver", "number"]
@@ -308,25 +308,67 @@ def compile_operator(
 #: Operators whose answer on a String property can only change where the property's text is one of the values.
 EQUALITY_OPERATORS = ("exact", "is_not", "in", "not_in")
 _NON_STRING_TEXT = re.compile(r"^(?:true|false|null|[-+.0-9{\[\s].*)?$", re.DOTALL)
+_PLAIN_NEEDLE = re.compile(r"[A-Za-z0-9/.~!#$&'()*+;=?@^|<>`-]+")
+"""Printable ASCII without whitespace, quotes, backslashes, JSON punctuation ``{}[]:,`` or ILIKE wildcards ``%_``."""
+_NUMBER_CHARS = frozenset("0123456789.eE+-")
+_FOLDING_INTO_ASCII = ("\u212a", "\u017f")
+"""The non-ASCII characters a case-insensitive regex matches with an ASCII letter: the Kelvin sign (k) and the long
+s (s) (Unicode simple case folding, which Polars' regexes use)."""
 
 
-def raw_witnesses(operator: str | None, value: Any, property_type: PropertyType) -> list[str] | None:
-    """Texts one of which a row's raw JSON document spells (or the document holds an escape, a backslash) wherever
-    ``operator value`` can answer differently than for a missing property; ``None`` when there are none.
+@dataclass(frozen=True)
+class RawWitnesses:
+    """Texts one of which a row's raw JSON document holds wherever some comparisons can answer otherwise than for a
+    missing property (:func:`raw_witnesses`); a document without any, and without a backslash (an escape may spell
+    any character), need not be parsed for them."""
 
-    Only the equality operators on String properties have them: there the answer changes only where the property's
-    text is one of the values. A value text that no number, boolean, object or array reads as (see
-    :func:`..property_types.property_text`) can only be read from a JSON string, which a document without escapes
-    spells literally. So a row whose document holds neither a value text nor a backslash answers as if the
-    property were missing, and its JSON need not be parsed."""
+    texts: tuple[str, ...]
+    ignore_ascii_case: bool = False
+
+    def __or__(self, other: RawWitnesses) -> RawWitnesses:
+        """Witnesses of either set's comparisons (case ignored for all when for some: a superset is still sound)."""
+        return RawWitnesses(tuple(sorted({*self.texts, *other.texts})),
+                            self.ignore_ascii_case or other.ignore_ascii_case)
+
+    def search(self, document: pl.Expr) -> pl.Expr:
+        """Where ``document`` may hold a value the comparisons answer for (one multi-pattern scan of its text)."""
+        texts = [*self.texts, "\\", *(_FOLDING_INTO_ASCII if self.ignore_ascii_case else ())]
+        return document.str.contains_any(texts, ascii_case_insensitive=self.ignore_ascii_case)
+
+
+def raw_witnesses(operator: str | None, value: Any, property_type: PropertyType) -> RawWitnesses | None:
+    """The texts one of which a row's raw JSON document holds (or it holds a backslash) wherever ``operator value``
+    can answer differently than for a missing property; ``None`` when there are none. Searching them is far
+    cheaper than parsing the document.
+
+    * The equality operators on String properties: the answer changes only where the property's text is one of
+      the values. A value text that no number, boolean, object or array reads as (see
+      :func:`..property_types.property_text`) can only be read from a JSON string, which a document without
+      escapes spells literally.
+    * ``icontains`` (and ``not_icontains`` with one value, whose answer for a present text without the value is
+      the missing property's ``True``): the answer changes only where the text contains a value, ignoring case. A
+      :data:`_PLAIN_NEEDLE` value holding a character no number is spelled with can only lie inside one string,
+      ``true`` / ``false`` or member name of the text, and a document without escapes spells each of those
+      exactly as the text does (objects and arrays included: their text is the same tokens, minified, non-ASCII
+      characters kept). So the document holds the value ignoring ASCII case, or one of the
+      :data:`_FOLDING_INTO_ASCII` characters where the text's case-insensitive match needed one.
+
+    Everywhere else the answer is the missing property's, so that row's JSON need not be parsed."""
     name = operator or "exact"
     items = _values(value)
-    if property_type is not PropertyType.STRING or name not in EQUALITY_OPERATORS or not items:
+    if property_type is not PropertyType.STRING or not items:
         return None
-    texts = [None if item is None else _json_text(item) for item in items]
-    if any(text is None or _NON_STRING_TEXT.match(text) for text in texts):
-        return None
-    return texts
+    if name in EQUALITY_OPERATORS:
+        texts = [None if item is None else _json_text(item) for item in items]
+        if any(text is None or _NON_STRING_TEXT.match(text) for text in texts):
+            return None
+        return RawWitnesses(tuple(sorted(set(texts))))
+    if name == "icontains" or (name == "not_icontains" and len(items) == 1):
+        if not all(isinstance(item, str) and _PLAIN_NEEDLE.fullmatch(item) and set(item) - _NUMBER_CHARS
+                   for item in items):
+            return None
+        return RawWitnesses(tuple(sorted(set(items))), ignore_ascii_case=True)
+    return None
 
 
 def _compile_range(name: str, value: Any, operand: PropertyOperand) -> pl.Expr:

@@ -91,7 +91,7 @@ _NOT_IN_FLAT_NAMES = re.compile(r'["\\\x00-\x1f]')
 """Characters a member name of a :data:`FLAT_OBJECT` never holds: keys containing them always read the path."""
 
 
-def _regex_literal(text: str) -> str:
+def regex_literal(text: str) -> str:
     """``text`` as a regex matching itself (every character that is not a letter, digit or ``_`` as ``\\x{..}``)."""
     return "".join(char if char.isalnum() or char == "_" else f"\\x{{{ord(char):X}}}" for char in text)
 
@@ -101,7 +101,7 @@ def _flat_text(document: pl.Expr, key: str) -> pl.Expr:
     integer / ``true`` / ``false`` as written; null for ``null`` or a missing key. A flat document's strings hold no
     quotes, so ``"key":`` can only match at a member name."""
     groups = document.str.extract_groups(
-        f'"{_regex_literal(key)}"{_WS}:{_WS}(?:"([^"]*)"|({_PLAIN_INTEGER}|true|false))'
+        f'"{regex_literal(key)}"{_WS}:{_WS}(?:"([^"]*)"|({_PLAIN_INTEGER}|true|false))'
     )
     return pl.coalesce(groups.struct.field("1"), groups.struct.field("2"))
 

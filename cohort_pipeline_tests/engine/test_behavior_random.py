@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
@@ -23,7 +24,11 @@ from cohort_pipeline_tests.engine.test_behavior import behavioral, group
 from cohort_pipeline_tests.engine.test_behavior_plan import ACTIONS, BATTERY, DECLARED, NOW, TIMEZONE, oracle_member, wd
 
 EVENTS = ["$pageview", "purchase", "feature_used", "signed_up", "$autocapture", "$pageleave"]
-URLS = ["https://app.example.com/pricing", "https://app.example.com/settings/billing", "https://example.com/docs"]
+URLS = ["https://app.example.com/pricing", "https://app.example.com/settings/billing", "https://example.com/docs",
+        "https://app.example.com/Pricing?plan=Pro", "https://app.example.com/\u212aey", {"path": "/PRICING"},
+        "https://app.example.com/caf\u00e9/pricing", "https://app.example.com/\u017fettings/billing"]
+"""URLs spelled to trip a raw-text shortcut: another case, a Kelvin sign (``(?i)k`` matches it), a JSON object (its
+text is the minified object), non-ASCII text; some documents also spell ``/`` as ``\\/`` (see random_world)."""
 
 EXTRA = [
     behavioral("performed_event_sequence", key="purchase", time_value=14, time_interval="day", seq_event="purchase",
@@ -43,6 +48,35 @@ LEAVES = BATTERY + EXTRA
 #: must answer as a missing property does.
 NOT_CHROME = behavioral("performed_event", key="$pageview", time_value=30, time_interval="day",
                         event_filters=[{"type": "event", "key": "$browser", "operator": "is_not", "value": "Chrome"}])
+
+
+#: Case-insensitive substring filters on $current_url (the engine may skip a document that cannot hold the value).
+SUBSTRING_LEAVES = {
+    1001: ("icontains", "/pricing"), 1002: ("not_icontains", "/PRICING"), 1003: ("icontains", "/key"),
+    1004: ("icontains", ["/docs", "billing"]), 1005: ("icontains", "pro"), 1006: ("icontains", "/settings"),
+}
+
+
+def substring_leaf(operator: str, value: Any) -> dict[str, Any]:
+    return behavioral("performed_event", key="$pageview", time_value=30, time_interval="day",
+                      event_filters=[{"type": "event", "key": "$current_url", "operator": operator, "value": value}])
+
+
+def substring_member(events: list[dict[str, Any]], operator: str, value: Any) -> bool:
+    """The oracle: the property's text (objects as minified JSON) searched like the engine's ``(?is)`` regex
+    (whose case folding matches the Kelvin sign with k and the long s with s)."""
+    lower, upper = wd(30, "day")
+    needles = value if isinstance(value, list) else [value]
+
+    def answer(url: Any) -> bool:
+        if url is None:
+            return operator == "not_icontains"
+        text = url if isinstance(url, str) else json.dumps(url, separators=(",", ":"), ensure_ascii=False)
+        found = any(re.search(re.escape(needle), text, re.IGNORECASE | re.DOTALL) for needle in needles)
+        return found if operator == "icontains" else not found
+
+    return any(e["event"] == "$pageview" and lower <= e["ts"] <= upper and answer(e["properties"].get("$current_url"))
+               for e in events)
 
 
 def not_chrome_member(events: list[dict[str, Any]]) -> bool:
@@ -75,9 +109,11 @@ def random_world(seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
             properties["$current_url"] = rng.choice(URLS)
         if rng.random() < 0.6:
             properties["amount"] = rng.choice([5, 20, 21, 50.5])
-        document = json.dumps(properties)
+        document = json.dumps(properties, ensure_ascii=rng.random() < 0.5)  # non-ASCII text raw or escaped
         if rng.random() < 0.1:  # JSON may spell any character as an escape: "Chrome" without the text Chrome
             document = document.replace('"Chrome"', '"\\u0043hrome"')
+        if rng.random() < 0.1:  # ... and "/pricing" without the text /pricing
+            document = document.replace("/pricing", "\\/pricing")
         rows.append({"event": rng.choice(EVENTS), "distinct_id": owner, "timestamp": at, "properties": document})
     persons_frame = pl.DataFrame(
         {"id": persons, "created_at": [NOW] * len(persons), "properties": ["{}"] * len(persons)},
@@ -93,6 +129,8 @@ def test_every_leaf_matches_the_oracle_on_random_data(seed):
     persons, ids, events = random_world(seed)
     cohorts = [{"id": index + 1, "filters": {"properties": group("AND", leaf)}} for index, leaf in enumerate(LEAVES)]
     cohorts.append({"id": 1000, "filters": {"properties": group("AND", NOT_CHROME)}})
+    cohorts += [{"id": cohort_id, "filters": {"properties": group("AND", substring_leaf(*filter_))}}
+                for cohort_id, filter_ in SUBSTRING_LEAVES.items()]
     result = evaluate_cohorts(cohorts, persons, ids, events, now=NOW, timezone=TIMEZONE, actions=ACTIONS,
                               property_definitions=DECLARED)
     assert result.equals(result.sort("cohort_id", "person_id"))  # ordered, as documented
@@ -108,3 +146,6 @@ def test_every_leaf_matches_the_oracle_on_random_data(seed):
         expected = {person for person, rows in by_person.items() if oracle_member(leaf, rows)}
         assert got[index + 1] == expected, (index, leaf["value"])
     assert got[1000] == {person for person, rows in by_person.items() if not_chrome_member(rows)}
+    for cohort_id, (operator, value) in SUBSTRING_LEAVES.items():
+        expected = {person for person, rows in by_person.items() if substring_member(rows, operator, value)}
+        assert got[cohort_id] == expected, (operator, value)

@@ -740,3 +740,61 @@ def test_fixture_shape():
     assert len(ALL) == 15
     assert set(DISTINCT_IDS) == ALL and set(CREATED_AT) == ALL
     assert PERSONS.height == 15 and PERSON_DISTINCT_IDS.height == 2 + 1 + 1 + 3 + 10
+
+
+# ---- raw witnesses: the JSON of a row that cannot change a comparison's answer is never parsed -------------------
+
+WITNESS_DOCUMENTS = [
+    '{"u": "https://x.io/Pricing"}', '{"u": "https://x.io/\\/pricing"}', '{"u": "/PRI\\u0043ING"}',
+    '{"u": {"path": "/pricing", "n": 1.50}}', '{"u": ["a", "/docs"]}', '{"u": "caf\u00e9/pricing"}',
+    '{"u": "\u212aey"}', '{"u": "key"}', '{"u": 100}', '{"u": 1e2}', '{"u": true}', '{"u": null}', '{}',
+    '{"u": "Chrome"}', '{"u": "\\u0043hrome"}', '{"u": "chrome"}', '{"u": {"pricing": 1}}', '{"x": "/pricing"}',
+    '{"u": "pro", "u": "x"}', '{"u": ""}', 'not json', '{"u": "/\u017fettings"}', '{"u": "/ſettings"}',
+]
+
+
+@pytest.mark.parametrize(("operator", "value"), [
+    ("icontains", "/pricing"), ("icontains", "/PRICING"), ("not_icontains", "/pricing"), ("icontains", "key"),
+    ("icontains", ["/docs", "pricing"]), ("icontains", "rue"), ("icontains", "pro"), ("exact", "Chrome"),
+    ("is_not", "Chrome"), ("in", ["chrome", "Chrome"]), ("not_in", ["Chrome"]), ("icontains", "/settings"),
+])
+def test_a_document_without_a_witness_answers_as_a_missing_property(operator, value):
+    """Soundness of the shortcut: wherever the comparison's answer differs from a missing property's, the raw
+    document holds a witness or a backslash."""
+    from cohort_pipeline.engine.operators import EvaluationContext, PropertyOperand, compile_operator, raw_witnesses
+    from cohort_pipeline.engine.property_types import PropertyType, property_text
+
+    patterns = raw_witnesses(operator, value, PropertyType.STRING)
+    assert patterns is not None
+    frame = pl.DataFrame({"doc": WITNESS_DOCUMENTS})
+    ctx = EvaluationContext(now=datetime(2026, 1, 1, tzinfo=UTC))
+    answer = compile_operator(operator, value, PropertyOperand(text=property_text(pl.col("doc"), "u")), ctx)
+    missing = compile_operator(operator, value, PropertyOperand(text=pl.lit(None, pl.String)), ctx)
+    witnessed = patterns.search(pl.col("doc"))
+    checked = frame.select(differs=answer != missing, witnessed=witnessed)
+    assert checked.filter(pl.col("differs") & ~pl.col("witnessed")).height == 0
+    assert checked["witnessed"].sum() < len(WITNESS_DOCUMENTS)  # the shortcut does skip some documents
+
+
+@pytest.mark.parametrize(("operator", "value"), [
+    ("icontains", "100"), ("icontains", "1.5"), ("icontains", "a b"), ("icontains", 'a"b'), ("icontains", "a%b"),
+    ("icontains", "a_b"), ("icontains", "p:1"), ("icontains", "caf\u00e9"), ("icontains", ""),
+    ("not_icontains", ["/docs", "x"]), ("icontains", 5), ("exact", "5"), ("exact", "true"), ("regex", "x"),
+    ("icontains", ["ok", "1"]),
+])
+def test_no_witness_where_the_document_may_spell_the_value_otherwise(operator, value):
+    """Numbers are respelled (1e2 reads 100.0), objects lose their whitespace and punctuation, wildcards match
+    anything, a list under not_icontains answers differently for a missing property: no shortcut."""
+    from cohort_pipeline.engine.operators import raw_witnesses
+    from cohort_pipeline.engine.property_types import PropertyType
+
+    assert raw_witnesses(operator, value, PropertyType.STRING) is None
+
+
+def test_nested_values_keep_their_characters_in_the_property_text():
+    """The premise of the case-insensitive witnesses for objects: Polars' text of a nested object keeps non-ASCII
+    characters as they are (no ``\\uXXXX``), so a plain ASCII value found in it is found in the raw document."""
+    from cohort_pipeline.engine.property_types import property_text
+
+    text = pl.select(property_text(pl.lit('{"u": {"p": "caf\u00e9\u212a", "t": true}}'), "u")).item()
+    assert text == '{"p":"caf\u00e9\u212a","t":true}'

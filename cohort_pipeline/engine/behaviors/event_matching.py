@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import reduce
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from cohort_pipeline.engine.behaviors.actions import CURRENT_URL, Action, Action
 from cohort_pipeline.engine.operators import (
     EvaluationContext,
     PropertyOperand,
+    RawWitnesses,
     compile_operator,
     raw_witnesses,
     regex_is_valid,
@@ -76,13 +78,13 @@ class EventColumns:
         return pl.col(self._properties[key])
 
     def require(self, key: str, events: frozenset[str] | None, lower: datetime | None, upper: datetime,
-                witnesses: list[str] | None = None) -> None:
+                witnesses: RawWitnesses | None = None) -> None:
         """Property ``key`` is compared on events named ``events`` (``None``: on every event) with timestamps in
         ``[lower, upper]`` (``lower`` ``None``: however old), and, when ``witnesses`` are given, only where the raw
-        document spells one of them or holds an escape (elsewhere the comparisons answer as for a missing property:
+        document holds one of them or an escape (elsewhere the comparisons answer as for a missing property:
         :func:`~..operators.raw_witnesses`). Spans of one set of names and witnesses merge into their hull."""
         spans = self._needed_for.setdefault(key, {})
-        where = (events, None if witnesses is None else tuple(sorted(set(witnesses))))
+        where = (events, witnesses)
         if where in spans:
             old_lower, old_upper = spans[where]
             lower = None if lower is None or old_lower is None else min(lower, old_lower)
@@ -104,7 +106,7 @@ class EventColumns:
             if events is not None:
                 term = term & event_named(events)
             if witnesses is not None:
-                term = pl.when(term).then(pl.col("properties")).str.contains_any([*witnesses, "\\"]).fill_null(False)
+                term = witnesses.search(pl.when(term).then(pl.col("properties"))).fill_null(False)
                 if searches is not None:
                     name = f"__es{len(searches)}"
                     searches[name] = term
@@ -196,17 +198,14 @@ class EventFilters:
     def property_keys(self) -> set[str]:
         return {leaf.key for leaf in _filter_leaves(self.node)}
 
-    def witnesses(self, key: str, property_types: Mapping[str, PropertyType]) -> list[str] | None:
-        """Texts one of which a document spells wherever these filters' comparisons of ``key`` can answer otherwise
-        than for a missing property (``None``: anywhere); see :func:`~..operators.raw_witnesses`."""
-        texts: list[str] = []
-        for leaf in _filter_leaves(self.node):
-            if leaf.key == key:
-                found = raw_witnesses(leaf.operator, leaf.value, property_types.get(key, PropertyType.STRING))
-                if found is None:
-                    return None
-                texts += found
-        return texts
+    def witnesses(self, key: str, property_types: Mapping[str, PropertyType]) -> RawWitnesses | None:
+        """What a document holds wherever these filters' comparisons of ``key`` can answer otherwise than for a
+        missing property (``None``: anything); see :func:`~..operators.raw_witnesses`."""
+        found = [raw_witnesses(leaf.operator, leaf.value, property_types.get(key, PropertyType.STRING))
+                 for leaf in _filter_leaves(self.node) if leaf.key == key]
+        if not found or any(witnesses is None for witnesses in found):
+            return None
+        return reduce(lambda left, right: left | right, found)
 
     def validate(self, ctx: EvaluationContext) -> None:
         """Raise now, when the cohort is compiled, for anything :meth:`expr` would raise later."""
