@@ -79,13 +79,13 @@ def property_text(properties: pl.Expr, key: str) -> pl.Expr:
 
 _WS = r"[ \t\n\r]*"
 _PLAIN_STRING = r'"[^"\\\x00-\x1f]*"'
-_PLAIN_INTEGER = r"(?:0|-?[1-9][0-9]{0,17})"
-_MEMBER = rf"{_WS}{_PLAIN_STRING}{_WS}:{_WS}(?:{_PLAIN_STRING}|{_PLAIN_INTEGER}|true|false|null){_WS}"
+_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
+_PLAIN_INTEGER = r"^(?:0|-?[1-9][0-9]{0,17})$"
+"""A number whose text the path gives as written (others are respelled: ``1.50`` reads ``"1.5"``, ``1e2`` ``"100.0"``)."""
+_MEMBER = rf"{_WS}{_PLAIN_STRING}{_WS}:{_WS}(?:{_PLAIN_STRING}|{_NUMBER}|true|false|null){_WS}"
 FLAT_OBJECT = rf"^{_WS}\{{(?:{_MEMBER}(?:,{_MEMBER})*)?\}}{_WS}$"
-"""A JSON object of strings without escapes, integers of up to 18 digits, booleans and nulls. In such a document
-a member name is spelled literally, a string's text is what lies between its quotes, and every value's text is the
-one ``json_path_match`` gives (numbers with a fraction or an exponent are respelled by the path: ``1.50`` reads
-``"1.5"``, so they are not flat)."""
+"""A JSON object of strings without escapes, numbers, booleans and nulls. In such a document a member name is
+spelled literally, and a string's text is what lies between its quotes."""
 
 _NOT_IN_FLAT_NAMES = re.compile(r'["\\\x00-\x1f]')
 """Characters a member name of a :data:`FLAT_OBJECT` never holds: keys containing them always read the path."""
@@ -96,45 +96,47 @@ def regex_literal(text: str) -> str:
     return "".join(char if char.isalnum() or char == "_" else f"\\x{{{ord(char):X}}}" for char in text)
 
 
-def _flat_text(document: pl.Expr, key: str) -> pl.Expr:
-    """The text of ``key`` in a :data:`FLAT_OBJECT` document naming it at most once: a string's inner text, or the
-    integer / ``true`` / ``false`` as written; null for ``null`` or a missing key. A flat document's strings hold no
-    quotes, so ``"key":`` can only match at a member name."""
-    groups = document.str.extract_groups(
-        f'"{regex_literal(key)}"{_WS}:{_WS}(?:"([^"]*)"|({_PLAIN_INTEGER}|true|false))'
+def _flat_value(document: pl.Expr, key: str) -> pl.Expr:
+    """The value of ``key`` in a :data:`FLAT_OBJECT` document naming it at most once, as a struct: field ``1`` a
+    string's inner text, ``2`` a number as written, ``3`` ``true`` / ``false`` (all null for ``null`` or a missing
+    key). A flat document's strings hold no quotes, so ``"key":`` can only match at a member name."""
+    return document.str.extract_groups(
+        f'"{regex_literal(key)}"{_WS}:{_WS}(?:"([^"]*)"|({_NUMBER})|(true|false))'
     )
-    return pl.coalesce(groups.struct.field("1"), groups.struct.field("2"))
 
 
 def property_text_stages(column: str, names: Mapping[str, str]) -> list[list[pl.Expr]]:
     """``with_columns`` stages giving every key of ``names`` its :func:`property_text` as column ``names[key]``.
 
     ``json_path_match`` parses the whole document for every key it reads: on person documents of a dozen keys
-    that is several times the cost of a regex extraction. So a :data:`FLAT_OBJECT` document naming the key once
-    (a duplicated name reads its last value through the path) is read with :func:`_flat_text`; only the other
-    rows, and keys that cannot occur in a flat document, go through :func:`property_text`. (Event documents are
-    short and read on a few rows each; there the path alone is cheaper, see ``bench/RESULTS.md``.) The stages
-    leave helper columns named ``__json_*`` behind.
+    that is several times the cost of a regex extraction. So the key's value in a :data:`FLAT_OBJECT` document
+    naming it once (a duplicated name reads its last value through the path) is extracted with
+    :func:`_flat_value`, and its text taken as is unless it is a number the path respells; only those rows, the
+    other documents, and keys that cannot occur in a flat document go through :func:`property_text`. (Event
+    documents are short and read on a few rows each; there the path alone is cheaper, see ``bench/RESULTS.md``.)
+    The stages leave helper columns named ``__json_*`` behind.
     """
     document = pl.col(column)
     flat_keys = [key for key in names if not _NOT_IN_FLAT_NAMES.search(key)]
     texts = [property_text(document, key).alias(names[key]) for key in names if key not in flat_keys]
     if not flat_keys:
         return [texts]
-    once = [
-        pl.when("__json_flat").then(document).str.count_matches(f'"{key}"', literal=True).le(1).fill_null(False)
-        .alias(f"__json_once{index}")
-        for index, key in enumerate(flat_keys)
-    ]
-    # the path costs nothing on a null, so it is handed only the documents the extraction cannot read
-    texts += [
-        pl.when(f"__json_once{index}")
-        .then(_flat_text(document, key))
-        .otherwise(property_text(pl.when(~pl.col(f"__json_once{index}")).then(document), key))
-        .alias(names[key])
-        for index, key in enumerate(flat_keys)
-    ]
-    return [[document.str.contains(FLAT_OBJECT).fill_null(False).alias("__json_flat")], once, texts]
+    values = []
+    for index, key in enumerate(flat_keys):
+        once = pl.when("__json_flat").then(document).str.count_matches(f'"{key}"', literal=True).le(1)
+        values += [once.fill_null(False).alias(f"__json_once{index}"),
+                   _flat_value(document, key).alias(f"__json_value{index}")]
+    for index, key in enumerate(flat_keys):
+        value = pl.col(f"__json_value{index}").struct
+        number = value.field("2")
+        extracted = pl.col(f"__json_once{index}") & (number.is_null() | number.str.contains(_PLAIN_INTEGER))
+        # the path costs nothing on a null, so it is handed only the documents the extraction cannot read
+        texts.append(
+            pl.when(extracted).then(pl.coalesce(value.field("1"), number, value.field("3")))
+            .otherwise(property_text(pl.when(~extracted).then(document), key))
+            .alias(names[key])
+        )
+    return [[document.str.contains(FLAT_OBJECT).fill_null(False).alias("__json_flat")], values, texts]
 
 
 _SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n",
