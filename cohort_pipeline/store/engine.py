@@ -15,6 +15,8 @@ On PostgreSQL the same effect comes from ``SELECT ... FOR UPDATE`` on the cohort
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,7 +85,7 @@ def _sqlite_engine(url: URL) -> Engine:
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_S * 1000}")
             if not in_memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _ensure_wal(cursor)
                 cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()
@@ -94,6 +96,30 @@ def _sqlite_engine(url: URL) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _ensure_wal(cursor: Any) -> None:
+    """Put the database file in WAL mode (a property of the file, kept once set).
+
+    Switching needs a moment when no other connection uses the file, and SQLite fails the switch at once rather
+    than waiting for it (the busy handler is not consulted): several processes opening a new store together would
+    otherwise fail with "database is locked". So the switch is retried until the busy timeout."""
+    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode.lower() != "wal":
+                mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() == "wal":
+                return
+            problem = f"the journal mode stays {mode!r}"
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error):
+                raise
+            problem = str(error)
+        if time.monotonic() > deadline:
+            raise StoreError(f"cannot put the SQLite store in WAL mode: {problem}")
+        time.sleep(0.02)
 
 
 @contextmanager
