@@ -10,6 +10,7 @@ timestamps, unique keys) are scanned once.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,7 +301,11 @@ def scan_table(path: Path, table: TableName) -> pl.LazyFrame:
     file_format = _format_of(path)
     raw, schema = _read_schema(path, table, file_format)
     columns = _normalise_columns(path, table, schema)
-    _run_checks(path, file_format, raw, columns)
+    fingerprint = _fingerprint(path, table)
+    if fingerprint not in _CHECKED:
+        _run_checks(path, file_format, raw, columns)
+        with _CHECKED_LOCK:
+            _CHECKED.add(fingerprint)
     return raw.select([column.expr for column in columns])
 
 
@@ -384,6 +389,19 @@ def _normalise_columns(path: Path, table: TableName, schema: pl.Schema) -> list[
         ]
     except _Rejected as rejected:
         raise DataSourceError(f"{path}: {rejected}") from None
+
+
+_CHECKED: set[tuple[str, str, int, int, int]] = set()
+"""Files whose value checks passed in this process, by fingerprint: a Dagster run reads the same files in several
+steps (data assets, property types, the recalculation), and a long-lived process (the API server, the daemon's
+sensors) reads them again and again; a file is checked again once it changes."""
+_CHECKED_LOCK = threading.Lock()
+
+
+def _fingerprint(path: Path, table: TableName) -> tuple[str, str, int, int, int]:
+    """The file as it is now: a rewrite changes its size, modification time or inode (a replaced file)."""
+    stat = path.stat()
+    return (str(path.resolve()), table, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def _run_checks(path: Path, file_format: FileFormat, raw: pl.LazyFrame, columns: list[Normalised]) -> None:

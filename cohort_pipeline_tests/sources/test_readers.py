@@ -317,3 +317,21 @@ def test_parquet_footer_without_nulls_still_checks_uniqueness(tmp_path: Path) ->
     clean.parent.mkdir()
     pl.DataFrame({"id": [f"p{i}" for i in range(30)]}).write_parquet(clean, row_group_size=8)
     assert scan_table(clean, "persons").collect().height == 30
+
+
+def test_an_unchanged_file_is_checked_once_per_process_and_again_once_changed(tmp_path: Path, monkeypatch) -> None:
+    """A Dagster run scans the same files in several steps: the value checks run once, and again after a rewrite."""
+    from cohort_pipeline.sources import readers
+
+    calls: list[Path] = []
+    real = readers._run_checks
+    monkeypatch.setattr(readers, "_run_checks", lambda path, *rest: (calls.append(path), real(path, *rest)))
+    path = tmp_path / "persons.parquet"
+    pl.DataFrame({"id": ["p1", "p2"]}).write_parquet(path)
+    assert scan_table(path, "persons").collect().height == 2
+    assert scan_table(path, "persons").collect().height == 2
+    assert calls == [path]
+    pl.DataFrame({"id": ["p1", "p2", "p1"]}).write_parquet(path)  # rewritten in place, now with a duplicate
+    with pytest.raises(DataSourceError, match="must be unique but 'p1' appears more than once"):
+        scan_table(path, "persons")
+    assert calls == [path, path]
