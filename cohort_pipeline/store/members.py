@@ -8,9 +8,10 @@ candidate set that has not been published. Static cohorts keep one row per perso
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from itertools import islice
+from itertools import repeat
 from typing import Any
 
 import polars as pl
@@ -21,13 +22,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from cohort_pipeline.errors import CohortValidationError
 from cohort_pipeline.store._base import StoreBase, lock_cohort
 from cohort_pipeline.store.errors import InvalidMembershipError, NotFoundError
-from cohort_pipeline.store.person_ids import CHUNK_ROWS, PersonIds, chunks, person_id_series
+from cohort_pipeline.store.person_ids import PersonIds, chunks, person_id_series
 from cohort_pipeline.store.schema import UTCDateTime, cohorts, memberships, static_members
 
 MEMBERSHIP_SCHEMA = pl.Schema({"cohort_id": pl.Int64, "person_id": pl.String})
 """The data contract's membership frame: ``cohort_id`` (Int64), ``person_id`` (String), unique per pair."""
 
 MembershipRow = tuple[int, int, str]
+
+SQLITE_JSON_EACH = (3, 38, 0)
+"""From this SQLite version on the JSON functions are built in (before, they were a compile-time option)."""
 
 
 # --- writing versioned rows -------------------------------------------------------------------------------
@@ -36,20 +40,34 @@ MembershipRow = tuple[int, int, str]
 def membership_rows(cohort_id: int, version: int, ids: pl.Series) -> Iterator[MembershipRow]:
     """The ``(cohort_id, version, person_id)`` rows of a candidate set, streamed chunk by chunk."""
     for chunk in chunks(ids):
-        for person_id in chunk:
-            yield (cohort_id, version, person_id)
+        yield from zip(repeat(cohort_id), repeat(version), chunk)
 
 
-def write_membership_rows(conn: Connection, rows: Iterable[MembershipRow]) -> None:
-    """Bulk-insert membership rows: ``COPY`` on PostgreSQL, chunked ``executemany`` on SQLite."""
+def write_membership_rows(conn: Connection, cohort_id: int, version: int, ids: pl.Series) -> None:
+    """Bulk-insert the rows of one candidate version of a cohort (``ids``: distinct, non-null person ids).
+
+    PostgreSQL: ``COPY``. SQLite: one ``INSERT ... SELECT`` per chunk of ids, reading the chunk from a JSON array
+    with ``json_each``. ``executemany`` binds three parameters and steps the statement once per row from Python;
+    handing SQLite one JSON document per 50,000 ids lets its C code expand the rows (1.5M rows: 3.3 s -> 1.9 s on
+    a rowid table). ``json.dumps`` escapes every character that needs it (non-ASCII as ``\\u`` escapes, surrogate
+    pairs included) and SQLite's JSON reader decodes them back to the same text. An SQLite older than 3.38, which
+    may lack the JSON functions, gets the ``executemany`` path.
+    """
     if conn.dialect.name == "postgresql":
-        _copy_membership_rows(conn, rows)
-        return
-    # plain DB-API executemany with tuples: SQLAlchemy's per-row parameter processing would triple the cost here
-    statement = "INSERT INTO memberships (cohort_id, version, person_id) VALUES (?, ?, ?)"
-    iterator = iter(rows)
-    while batch := list(islice(iterator, CHUNK_ROWS)):
-        conn.exec_driver_sql(statement, batch)
+        _copy_membership_rows(conn, membership_rows(cohort_id, version, ids))
+    elif _sqlite_has_json_each(conn):
+        statement = "INSERT INTO memberships (cohort_id, version, person_id) SELECT ?, ?, value FROM json_each(?)"
+        for chunk in chunks(ids):
+            conn.exec_driver_sql(statement, (cohort_id, version, json.dumps(chunk)))
+    else:
+        # plain DB-API executemany with tuples: SQLAlchemy's per-row parameter processing would triple the cost
+        statement = "INSERT INTO memberships (cohort_id, version, person_id) VALUES (?, ?, ?)"
+        for chunk in chunks(ids):
+            conn.exec_driver_sql(statement, list(zip(repeat(cohort_id), repeat(version), chunk)))
+
+
+def _sqlite_has_json_each(conn: Connection) -> bool:
+    return tuple(getattr(conn.dialect.loaded_dbapi, "sqlite_version_info", (0,))) >= SQLITE_JSON_EACH
 
 
 def _copy_membership_rows(conn: Connection, rows: Iterable[MembershipRow]) -> None:
@@ -83,25 +101,23 @@ def count_version(conn: Connection, cohort_id: int, version: int | None) -> int:
 
 
 def count_common(conn: Connection, cohort_id: int, version: int, previous: int | None) -> int:
-    """Persons present in both ``version`` and ``previous`` (for the entered/exited diff)."""
+    """Persons present in both ``version`` and ``previous`` (for the entered/exited diff).
+
+    Spelled ``INTERSECT ... ORDER BY person_id`` rather than a join: both versions are ranges of the primary key
+    ``(cohort_id, version, person_id)``, already in person order, and SQLite then merges the two ranges in one
+    pass (``MERGE (INTERSECT)``) where a join would probe the index once per member (0.7 s -> 0.4 s for 1.5M
+    members). Person ids are unique within a version, so the set semantics of ``INTERSECT`` count each once.
+    """
     if previous is None:
         return 0
-    new, old = memberships.alias("new"), memberships.alias("old")
-    statement = (
-        sa.select(sa.func.count())
-        .select_from(
-            new.join(
-                old,
-                sa.and_(
-                    old.c.cohort_id == new.c.cohort_id,
-                    old.c.person_id == new.c.person_id,
-                    old.c.version == previous,
-                ),
-            )
+
+    def ids_of(of_version: int) -> sa.Select[Any]:
+        return sa.select(memberships.c.person_id).where(
+            memberships.c.cohort_id == cohort_id, memberships.c.version == of_version
         )
-        .where(new.c.cohort_id == cohort_id, new.c.version == version)
-    )
-    return int(conn.execute(statement).scalar_one())
+
+    common = sa.intersect(ids_of(version), ids_of(previous)).order_by(memberships.c.person_id).subquery()
+    return int(conn.execute(sa.select(sa.func.count()).select_from(common)).scalar_one())
 
 
 # --- static members ---------------------------------------------------------------------------------------

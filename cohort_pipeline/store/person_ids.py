@@ -30,7 +30,16 @@ def person_id_series(person_ids: PersonIds) -> pl.Series:
     if series.str.contains("\x00", literal=True).any():
         # PostgreSQL text cannot hold NUL; refuse it everywhere so both backends accept the same ids
         raise InvalidMembershipError("person ids must not contain NUL characters")
-    return series.unique().sort().rename("person_id")
+    return _distinct_sorted(series).rename("person_id")
+
+
+def _distinct_sorted(series: pl.Series) -> pl.Series:
+    """``series`` sorted without repeats (no nulls). The engine hands each cohort's members over already so
+    (ascending, each once), which one linear comparison of neighbours confirms; only other input pays for the
+    hash-and-sort (about 0.35 s per 1.5M ids). Polars and SQLite's ``BINARY`` collation both order by bytes."""
+    if len(series) < 2 or (series.slice(1) > series.slice(0, len(series) - 1)).all():
+        return series
+    return series.unique().sort()
 
 
 def _as_string_series(person_ids: PersonIds) -> pl.Series:

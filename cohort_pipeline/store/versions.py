@@ -34,7 +34,6 @@ from cohort_pipeline.store.members import (
     delete_version,
     delete_versions_before,
     insert_static_rows,
-    membership_rows,
     still_calculating,
     write_membership_rows,
 )
@@ -321,7 +320,7 @@ class VersioningMixin(StoreBase):
     def _publish_dynamic(self, cohort_id: int, run: _Run, ids: pl.Series) -> PublishResult:
         with self._write() as conn:  # all-or-nothing: a failure mid-way leaves no candidate rows
             delete_version(conn, cohort_id, run.version)  # leftovers of a crashed attempt at this version
-            write_membership_rows(conn, membership_rows(cohort_id, run.version, ids))
+            write_membership_rows(conn, cohort_id, run.version, ids)
         try:
             result = self._flip(cohort_id, run)
         except BaseException:

@@ -116,6 +116,40 @@ def test_members_are_sorted(store: CohortStore, project: ProjectRecord, clock: F
     assert store.memberships_frame([cohort_id])["person_id"].to_list() == sorted(ids)
 
 
+AWKWARD_IDS = ['quote"d', "back\\slash", "tab\tnew\nline", "\x01ctrl", "é", "日本", "😀", " ", "", "\\u0041", "[]"]
+"""Ids the SQLite JSON write path must round-trip exactly: escapes, control characters, non-ASCII, astral."""
+
+
+@pytest.mark.parametrize("json_each", [True, False], ids=["json_each", "executemany"])
+def test_every_write_path_stores_ids_exactly(
+    store: CohortStore, project: ProjectRecord, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, json_each: bool
+) -> None:
+    """SQLite writes through ``json_each`` (or ``executemany`` before 3.38); PostgreSQL through COPY. Chunks of 3
+    make every path span several statements."""
+    monkeypatch.setattr(members_module, "_sqlite_has_json_each", lambda _conn: json_each)
+    real_chunks = members_module.chunks
+    monkeypatch.setattr(members_module, "chunks", lambda ids, size=3: real_chunks(ids, 3))
+    cohort_id = _dynamic(store, project, clock, AWKWARD_IDS)
+    assert store.members(cohort_id) == sorted(AWKWARD_IDS)
+    assert store.get_cohort(project.id, cohort_id).count == len(AWKWARD_IDS)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [["a", "b", "c"], ["c", "a", "b", "a"], ["a", "a", "b"], ["b", "a"], ["a"], []],
+    ids=["sorted", "unsorted-with-repeats", "sorted-with-repeats", "descending", "one", "none"],
+)
+def test_publish_stores_each_person_once_whatever_the_order(
+    store: CohortStore, project: ProjectRecord, clock: FakeClock, ids: list[str]
+) -> None:
+    """Sorted distinct ids (the engine's output) skip the hash-and-sort; anything else is deduplicated first."""
+    cohort_id = _dynamic(store, project, clock, [])
+    result = store.publish(cohort_id, store.request_calculation(cohort_id), pl.Series(ids, dtype=pl.String),
+                           started_at=clock.now)
+    assert result.count == len(set(ids))
+    assert store.members(cohort_id) == sorted(set(ids))
+
+
 def test_memberships_frame_follows_the_reference_rules(
     store: CohortStore, project: ProjectRecord, clock: FakeClock
 ) -> None:

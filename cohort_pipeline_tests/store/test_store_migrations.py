@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from cohort_pipeline.store import STORE_URL_ENV, CohortStore, StoreError, default_store_url
 from cohort_pipeline.store.engine import normalise_url
 from cohort_pipeline.store.migrate import current_revision, downgrade, head_revision
-from cohort_pipeline.store.schema import metadata
+from cohort_pipeline.store.schema import memberships, metadata
 
 TABLES = {
     "projects", "cohorts", "static_members", "memberships", "calculation_history", "api_keys", "feature_flags"
@@ -29,10 +29,10 @@ def test_migrate_builds_the_schema_on_an_empty_database(empty_database_url: str)
     try:
         assert store.is_migrated() is False
         assert _tables(store) == set()
-        assert store.migrate() == head_revision() == "0002"
+        assert store.migrate() == head_revision() == "0003"
         assert store.is_migrated() is True
         assert _tables(store) == TABLES
-        assert store.migrate() == "0002"  # idempotent
+        assert store.migrate() == "0003"  # idempotent
         project = store.create_project("works")
         assert store.get_project(project.id) == project
     finally:
@@ -58,7 +58,34 @@ def test_downgrade_to_base_and_upgrade_again(empty_database_url: str) -> None:
         downgrade(store.engine, "base")
         assert current_revision(store.engine) is None
         assert _tables(store) == set()
-        assert store.migrate() == "0002"
+        assert store.migrate() == "0003"
+    finally:
+        store.close()
+
+
+def test_migration_0003_keeps_every_membership_row(empty_database_url: str) -> None:
+    """0003 rebuilds ``memberships`` as a WITHOUT ROWID table on SQLite (a no-op on PostgreSQL); rows written
+    under 0002 survive the upgrade and the downgrade."""
+    store = CohortStore(empty_database_url)
+    rows = [{"cohort_id": c, "version": v, "person_id": p} for c in (1, 2) for v in (1, 2) for p in ("b", "a", "é")]
+    stored = sa.select(memberships).order_by(*memberships.c)
+    try:
+        assert store.migrate("0002") == "0002"
+        with store.engine.begin() as conn:
+            conn.execute(memberships.insert(), rows)
+        assert store.migrate() == "0003"
+        with store.engine.connect() as conn:
+            after = [dict(row._mapping) for row in conn.execute(stored)]
+            if store.backend == "sqlite":
+                sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'memberships'").scalar_one()
+                assert "WITHOUT ROWID" in sql
+        assert after == sorted(rows, key=lambda r: (r["cohort_id"], r["version"], r["person_id"]))
+        downgrade(store.engine, "0002")
+        with store.engine.connect() as conn:
+            assert [dict(row._mapping) for row in conn.execute(stored)] == after
+            if store.backend == "sqlite":
+                sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'memberships'").scalar_one()
+                assert "WITHOUT ROWID" not in sql
     finally:
         store.close()
 

@@ -36,16 +36,15 @@ def _state(store: CohortStore, project: ProjectRecord, cohort_id: int) -> tuple[
 def test_a_publish_failing_half_way_through_the_rows_leaves_nothing(
     store: CohortStore, project: ProjectRecord, published: int, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_rows = members_module.membership_rows
+    real_chunks = members_module.chunks
 
-    def failing_rows(cohort_id: int, version: int, ids: Any) -> Iterator[tuple[int, int, str]]:
-        for n, row in enumerate(real_rows(cohort_id, version, ids)):
-            if n == 5:
+    def failing_chunks(ids: Any, size: int = 2) -> Iterator[list[str]]:
+        for n, chunk in enumerate(real_chunks(ids, 2)):  # earlier chunks really reach the database
+            if n == 2:
                 raise Boom("disk full")
-            yield row
+            yield chunk
 
-    monkeypatch.setattr(members_module, "CHUNK_ROWS", 2)  # SQLite: earlier batches really reach the database
-    monkeypatch.setattr(versions_module, "membership_rows", failing_rows)
+    monkeypatch.setattr(members_module, "chunks", failing_chunks)
     before = _state(store, project, published)
     version = store.request_calculation(published)
     with pytest.raises(Boom):

@@ -217,10 +217,10 @@ def test_publish_keeps_rows_of_a_newer_candidate_being_written(
 ) -> None:
     first = store.request_calculation(cohort_id)
     second = store.request_calculation(cohort_id)
-    from cohort_pipeline.store.members import membership_rows, write_membership_rows
+    from cohort_pipeline.store.members import write_membership_rows
 
     with store.engine.begin() as conn:  # the newer run's candidate rows, written before the older run flips
-        write_membership_rows(conn, membership_rows(cohort_id, second, pl.Series(["x", "y"])))
+        write_membership_rows(conn, cohort_id, second, pl.Series(["x", "y"]))
     _publish(store, clock, cohort_id, first, ["a"])
     assert _versions_stored(store, cohort_id) == {first, second}
     assert store.members(cohort_id) == ["a"]
