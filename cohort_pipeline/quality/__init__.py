@@ -16,9 +16,10 @@ One call validates a run's candidate membership and says which cohorts may be pu
     validation.to_metadata()                # Dagster metadata (strings and numbers)
 
 Importing this package does not import Great Expectations (about 2 s); the first validation in a process does,
-once (:mod:`.gx_runtime`).
+once (:mod:`.gx_runtime`), unless ``warm_up()`` started that import in the background beforehand.
 """
 
+from cohort_pipeline.quality.gx_runtime import warm_up
 from cohort_pipeline.quality.membership import (
     CHECKS,
     DEFAULT_SIZE_CHANGE_THRESHOLD,
@@ -35,4 +36,5 @@ __all__ = [
     "MembershipValidation",
     "Severity",
     "validate_membership",
+    "warm_up",
 ]

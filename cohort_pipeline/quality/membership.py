@@ -25,8 +25,15 @@ How it runs, and why (measured on 2 cores, 1M rows, 1.2M known persons):
   and persons live in Parquet files, not in the store, so a SQL source would mean copying them there first.
 * **Known persons**: ``ExpectColumnValuesToBeInSet`` with the person ids as ``value_set`` does not scale: GX
   re-serialises the set through pydantic about a hundred times per validation (106 s for 1.2M ids). Instead Polars
-  marks each row with ``is_known_person`` (one hash ``is_in``, 0.4 s) and GX expects that column to be ``True``;
-  a null person id stays null there and is reported by the not-null check only.
+  marks each row with ``is_known_person`` and GX expects that column to be ``True``; a null person id stays null
+  there and is reported by the not-null check only. An anti-join settles the usual case, a candidate of known
+  persons only (0.11 s for 1.5M rows); otherwise each row is marked with a hash ``is_in`` (0.35 s).
+* **Repeated pairs**, likewise: Polars marks each row with ``repeats_a_pair`` (its (cohort_id, person_id) pair
+  occurs more than once) and GX expects that column to be ``False``, so GX counts the same rows its
+  ``ExpectCompoundColumnsToBeUnique`` would, without hashing 1.5M string pairs in pandas (0.33 s). The engine's
+  candidate is ordered by (cohort_id, person_id) with each pair once, which one comparison of neighbouring rows
+  proves (15 ms for 1.5M rows); other input pays for Polars' ``is_duplicated``. When a check fails, its cohorts are
+  still found by an independent rule (below), so a wrong fact would show as a disagreement and hold everything back.
 * **Two batches, one context**: row checks validate the membership rows; cohort checks validate a small
   per-cohort frame (rows, expected and previous count, realtime flag). The per-cohort frame is needed because a
   cohort that lost all its rows has no row to carry a count mismatch.
@@ -53,7 +60,7 @@ from cohort_pipeline.quality.gx_runtime import gx_runtime
 from cohort_pipeline.quality.results import CheckResult, MembershipValidation, Severity
 
 MEMBERSHIP_ROWS: Final = "membership_rows"
-"""GX data asset of the candidate rows: ``cohort_id``, ``person_id``, ``is_known_person``."""
+"""GX data asset of the candidate rows: ``cohort_id``, ``person_id``, ``is_known_person``, ``repeats_a_pair``."""
 COHORT_SIZES: Final = "cohort_sizes"
 """GX data asset of one row per cohort of the run: sizes, expected and previous counts, realtime flag."""
 
@@ -108,6 +115,9 @@ class Check:
 
 _COHORT = pl.col("cohort_id")
 _PERSON = pl.col("person_id")
+_REPEATED_PAIR = pl.struct(_COHORT, _PERSON).is_duplicated() & (_COHORT.is_not_null() | _PERSON.is_not_null())
+"""A row whose (cohort_id, person_id) pair occurs again. Rows with both ids null are left to the not-null checks,
+as GX's compound-unique expectation leaves them (``ignore_row_if="all_values_are_missing"``)."""
 
 
 def _rows(n: int) -> str:
@@ -131,10 +141,8 @@ CHECKS: tuple[Check, ...] = (
         name="pairs_unique",
         severity=Severity.ERROR,
         table=MEMBERSHIP_ROWS,
-        expectation=lambda gxe, _: gxe.ExpectCompoundColumnsToBeUnique(column_list=["cohort_id", "person_id"]),
-        # GX ignores rows where every column is null (ignore_row_if="all_values_are_missing"); so does this
-        offending=lambda _: pl.struct(_COHORT, _PERSON).is_duplicated()
-        & (_COHORT.is_not_null() | _PERSON.is_not_null()),
+        expectation=lambda gxe, _: gxe.ExpectColumnValuesToBeInSet(column="repeats_a_pair", value_set=[False]),
+        offending=lambda _: _REPEATED_PAIR,
         passed=lambda _: "Every (cohort_id, person_id) pair is unique.",
         failure=lambda _: "repeated (cohort_id, person_id) pairs",
         example_columns=("cohort_id", "person_id", "rows"),
@@ -285,7 +293,8 @@ def validate_membership(
 
 
 def membership_rows(candidate: pl.DataFrame | pl.LazyFrame, known_person_ids: KnownPersons) -> pl.DataFrame:
-    """The candidate's two columns plus ``is_known_person`` (null where the person id is null)."""
+    """The candidate's two columns plus the row facts GX judges: ``is_known_person`` (null where the person id
+    is null) and ``repeats_a_pair``."""
     if isinstance(candidate, pl.LazyFrame):
         candidate = candidate.collect()
     missing = [c for c in ("cohort_id", "person_id") if c not in candidate.columns]
@@ -295,10 +304,36 @@ def membership_rows(candidate: pl.DataFrame | pl.LazyFrame, known_person_ids: Kn
             f"(got {', '.join(candidate.columns) or 'no columns'})"
         )
     known = _known_ids(known_person_ids)
-    return candidate.select(
+    rows = candidate.select(
         _integer_column(candidate, "cohort_id"),
         _string_column(candidate["person_id"], "candidate person_id"),
-    ).with_columns(is_known_person=_PERSON.is_in(known.implode()))
+    )
+    repeats = pl.lit(False) if _pairs_strictly_increasing(rows) else _REPEATED_PAIR
+    return rows.with_columns(is_known_person=_is_known_person(rows, known), repeats_a_pair=repeats)
+
+
+def _is_known_person(rows: pl.DataFrame, known: pl.Series) -> pl.Expr:
+    """``is_known_person`` of every row: true, false, or null where the person id is null. A candidate of known
+    persons only (the engine's, unless something is wrong) is proven so by an anti-join that finds no row, about
+    three times cheaper than ``is_in`` on every row (1.5M rows: 0.11 s against 0.33 s); a candidate with unknown
+    persons is marked row by row."""
+    unknown = rows.filter(_PERSON.is_not_null()).join(known.to_frame("person_id"), on="person_id", how="anti")
+    if unknown.is_empty():
+        return pl.when(_PERSON.is_not_null()).then(pl.lit(True))
+    return _PERSON.is_in(known.implode())
+
+
+def _pairs_strictly_increasing(rows: pl.DataFrame) -> bool:
+    """Whether no id is null and every row's (cohort_id, person_id) is greater than the previous row's: then no
+    pair repeats (equal pairs would be neighbours). True of the engine's output; a linear pass."""
+    if rows.height < 2:
+        return True
+    if rows["cohort_id"].null_count() or rows["person_id"].null_count():
+        return False
+    before, after = rows.slice(0, rows.height - 1), rows.slice(1)
+    cohort, person = after["cohort_id"], after["person_id"]
+    increasing = (cohort > before["cohort_id"]) | ((cohort == before["cohort_id"]) & (person > before["person_id"]))
+    return bool(increasing.all())
 
 
 def cohort_sizes(

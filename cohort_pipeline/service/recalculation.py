@@ -37,6 +37,7 @@ import polars as pl
 from cohort_pipeline.errors import CalculationError, CohortPipelineError, CohortValidationError
 from cohort_pipeline.model import parse_cohort
 from cohort_pipeline.quality import MembershipValidation, Severity, validate_membership
+from cohort_pipeline.quality import warm_up as warm_up_quality_checks
 from cohort_pipeline.service.calculate import ProjectResult, StaticImportSummary, calculate_project, fail_dependents
 from cohort_pipeline.service.cohort_graph import storable_ids
 from cohort_pipeline.service.cohort_keys import CohortKey, by_project
@@ -318,6 +319,8 @@ class _ProjectRun:
         result: ProjectResult | None = None
         data: ProjectData | None = None
         if computable:
+            # the quality checks come next: Great Expectations' import (2-3 s of Python) overlaps the engine
+            warm_up_quality_checks()
             try:
                 data = load_project(self.data_dir, self.project_id)
                 computed = {s.id for s in computable}

@@ -46,3 +46,45 @@ def test_pandas_batches_are_not_fingerprinted() -> None:
     result = runtime.validate("fingerprint_probe", frame, [expectation])
     assert result.success
     assert "pandas_data_fingerprint" not in result.meta["batch_markers"]
+
+
+def _fresh_process(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a new interpreter (this test session has imported GX already)."""
+    return subprocess.run([sys.executable, "-c", code], check=True, timeout=120, capture_output=True, text=True)
+
+
+def test_warm_up_builds_the_runtime_in_the_background_once() -> None:
+    _fresh_process(
+        "import sys, threading\n"
+        "from cohort_pipeline.quality import gx_runtime as runtime\n"
+        "runtime.warm_up()\n"
+        "thread = runtime._WARM_UP\n"
+        "assert thread is not None and thread.daemon\n"
+        "runtime.warm_up()\n"
+        "assert runtime._WARM_UP is thread, 'a second warm-up started another thread'\n"
+        "built = runtime.gx_runtime()  # waits for the thread's import, then reuses its runtime\n"
+        "thread.join(60)\n"
+        "assert not thread.is_alive() and runtime.gx_runtime() is built\n"
+        "assert 'great_expectations' in sys.modules\n"
+    )
+
+
+def test_a_failed_warm_up_is_raised_by_the_validation_that_needs_the_runtime() -> None:
+    result = _fresh_process(
+        "import polars as pl\n"
+        "from cohort_pipeline.quality import gx_runtime as runtime, validate_membership\n"
+        "def broken():\n"
+        "    raise ImportError('no great_expectations here')\n"
+        "runtime._create_runtime = broken\n"
+        "runtime.warm_up()\n"
+        "runtime._WARM_UP.join(60)\n"
+        "assert not runtime.gx_loaded()\n"
+        "try:\n"
+        "    validate_membership(pl.DataFrame({'cohort_id': [1], 'person_id': ['p']}),\n"
+        "                        known_person_ids=pl.Series(['p']), expected_counts=None, previous_counts={})\n"
+        "except ImportError as error:\n"
+        "    assert 'no great_expectations here' in str(error)\n"
+        "else:\n"
+        "    raise AssertionError('the validation ran without a runtime')\n"
+    )
+    assert "preparing Great Expectations in the background failed" in result.stderr

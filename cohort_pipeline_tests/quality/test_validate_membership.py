@@ -119,6 +119,37 @@ def test_broken_row_fails_exactly_its_check_for_its_cohorts(
         assert check_name in (validation.failure_message(cohort_id) or "")
 
 
+@pytest.mark.parametrize(
+    ("rows", "repeated_rows", "cohort_ids"),
+    [
+        pytest.param(sorted(CLEAN_ROWS), 0, set(), id="sorted, each pair once (the engine's output)"),
+        pytest.param(sorted([*CLEAN_ROWS, (2, "p3")]), 2, {2}, id="sorted with a repeated pair"),
+        pytest.param(sorted([*CLEAN_ROWS, (3, "p7"), (3, "p7")]), 3, {3}, id="sorted, the last pair three times"),
+        pytest.param([(1, "p2"), (1, "p1"), *CLEAN_ROWS[2:]], 0, set(), id="unsorted, each pair once"),
+        pytest.param([*CLEAN_ROWS, (1, "p1")], 2, {1}, id="unsorted with a repeated pair"),
+    ],
+)
+def test_repeated_pairs_are_found_in_any_row_order(
+    rows: list[tuple[int, str]], repeated_rows: int, cohort_ids: set[int]
+) -> None:
+    """A candidate in (cohort_id, person_id) order with each pair once is proven unique by comparing neighbours;
+    every other candidate is searched for repeats. Either way GX counts the same rows."""
+    check = validate(frame(rows)).check("pairs_unique")
+    assert check.success is not repeated_rows
+    assert check.unexpected_count == repeated_rows
+    assert check.cohort_ids == cohort_ids
+
+
+def test_rows_without_any_id_are_left_to_the_not_null_checks() -> None:
+    """As GX's compound-unique expectation did (``ignore_row_if="all_values_are_missing"``), two rows that are
+    both entirely null do not count as a repeated pair; a repeated pair with one null id does."""
+    validation = validate(frame([*CLEAN_ROWS, (None, None), (None, None)]))
+    assert failed_checks(validation) == {"cohort_id_not_null", "person_id_not_null"}
+    repeated = validate(frame([*CLEAN_ROWS, (3, None), (3, None)]))
+    assert failed_checks(repeated) == {"pairs_unique", "person_id_not_null"}
+    assert repeated.check("pairs_unique").unexpected_count == 2
+
+
 def test_examples_are_capped_and_every_cohort_is_named() -> None:
     ghosts = [(cohort_id, f"ghost-{cohort_id}-{i}") for cohort_id in (1, 3) for i in range(4)]
     validation = validate(frame([*CLEAN_ROWS, *ghosts]))
