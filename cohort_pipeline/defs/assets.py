@@ -29,7 +29,7 @@ from cohort_pipeline.service.cohort_keys import CohortKey
 from cohort_pipeline.service.data_files import data_project_ids, table_rows
 from cohort_pipeline.service.definitions_snapshot import sync_definitions
 from cohort_pipeline.service.property_catalogue import SCHEMA as CATALOGUE_SCHEMA
-from cohort_pipeline.service.property_catalogue import catalogue_markdown, property_catalogue
+from cohort_pipeline.service.property_catalogue import CatalogueCache, catalogue_markdown
 from cohort_pipeline.service.recalculation import CohortOutcome, RecalculationReport, recalculate
 from cohort_pipeline.service.summaries import (
     calculation_history,
@@ -38,7 +38,7 @@ from cohort_pipeline.service.summaries import (
     write_csv,
 )
 from cohort_pipeline.service.summaries import cohort_counts as published_counts
-from cohort_pipeline.sources import CONTRACT, TABLES, load_project
+from cohort_pipeline.sources import CONTRACT, TABLES
 
 MEMBERSHIP = dg.AssetKey("cohort_membership")
 
@@ -99,22 +99,27 @@ persons, person_distinct_ids, events = (_table_asset(table) for table in TABLES)
 @dg.asset(group_name=GROUP, deps=[cohort_definitions, "persons", "events"], kinds={"polars"})
 def property_definitions(settings: CohortPipelineSettings) -> dg.MaterializeResult:
     """Every property key of the persons and events with its type: declared in the definitions file, else inferred
-    from the data by the engine's rules (decision 2). Written to ``<state_dir>/property_definitions.csv``."""
+    from the data by the engine's rules (decision 2). Written to ``<state_dir>/property_definitions.csv``; a
+    project whose data files and declared types did not change since the last run keeps its catalogue
+    (``<state_dir>/cache/property_definitions.json``) instead of reading every row again."""
     snapshot = settings.snapshot()
+    cache = CatalogueCache(Path(settings.state_dir) / "cache" / "property_definitions.json")
     frames, problems = [], {}
     for project_id in _project_ids(settings):
         project = snapshot.project(project_id)
         try:
-            data = load_project(Path(settings.data_dir), project_id)
-            frames.append(property_catalogue(project_id, data, project.property_definitions if project else {}))
+            frames.append(cache.catalogue(Path(settings.data_dir), project_id,
+                                          project.property_definitions if project else {}))
         except (CohortPipelineError, pl.exceptions.PolarsError) as error:
             problems[project_id] = str(error).strip().splitlines()[0]
+    cache.save()
     catalogue = pl.concat(frames) if frames else pl.DataFrame(schema=CATALOGUE_SCHEMA)
     path = write_csv(catalogue, Path(settings.state_dir) / "property_definitions.csv")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": catalogue.height,
         "declared": catalogue.filter(pl.col("source") == "declared").height,
         "inferred": catalogue.filter(pl.col("source") == "inferred").height,
+        "reused_projects": len(cache.reused),
         "definitions": dg.MetadataValue.md(catalogue_markdown(catalogue)),
         "path": dg.MetadataValue.path(str(path)),
         **{f"project_{p} skipped": m for p, m in problems.items()},

@@ -119,6 +119,7 @@ def test_data_property_and_summary_assets(refreshed: tuple[dg.ExecuteInProcessRe
     catalogue = pl.read_csv(Path(pipeline.settings.state_dir) / "property_definitions.csv")
     declared = catalogue.filter(pl.col("source") == "declared")
     assert metadata["property_definitions"]["declared"] == declared.height > 0
+    assert metadata["property_definitions"]["reused_projects"] == 0
     plan = catalogue.filter((pl.col("project_id") == 1) & (pl.col("table") == "persons") & (pl.col("key") == "plan"))
     assert plan.select("property_type", "source").row(0) == ("String", "inferred")
     counts = pl.read_csv(Path(pipeline.settings.state_dir) / "cohort_counts.csv")
@@ -126,6 +127,23 @@ def test_data_property_and_summary_assets(refreshed: tuple[dg.ExecuteInProcessRe
     checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
               and e.event_specific_data.check_name == "data_contract"]
     assert len(checks) == 3 and all(e.event_specific_data.passed for e in checks)
+
+
+def test_the_property_catalogue_of_unchanged_data_is_reused(published: Pipeline) -> None:
+    """A second run over the same data files and declared types reuses each project's catalogue; the file it
+    writes is the same."""
+    catalogue_path = Path(published.settings.state_dir) / "property_definitions.csv"
+    reused, catalogues = [], []
+    job = published.location.resolve_job_def("refresh_data")
+    run_config = {"resources": {"settings": {"config": published.settings.model_dump()}}}
+    for _ in range(2):
+        result = job.execute_in_process(run_config=run_config, instance=published.instance, raise_on_error=False)
+        assert result.success, failures(result)
+        (materialization,) = result.asset_materializations_for_node("property_definitions")
+        reused.append(materialization.metadata["reused_projects"].value)
+        catalogues.append(pl.read_csv(catalogue_path))
+    assert reused == [0, 2]
+    assert catalogues[0].equals(catalogues[1])
 
 
 # --- static cohorts ----------------------------------------------------------------------------------------------
