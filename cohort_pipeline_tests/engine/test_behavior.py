@@ -687,3 +687,46 @@ def test_explicit_bounds_for_first_time_and_sequence():
     sequence = behavioral("performed_event_sequence", seq_event="purchase", seq_event_type="events",
                           seq_time_value=1, seq_time_interval="day", **bounds)
     assert w.members(sequence) == {"inside"}
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "America/Santiago", "Asia/Kolkata", "UTC"])
+@pytest.mark.parametrize(("unit", "step", "total"), [("day", 1, 40), ("day", 3, 20), ("week", 1, 30), ("week", 2, 8),
+                                                      ("month", 1, 14), ("hour", 5, 60), ("minute", 90, 50)])
+def test_regularity_period_of_every_instant_is_its_local_calendar_age(zone, unit, step, total):
+    """The period index (a binary search over the span's local days) against a per-row reference: the local date
+    through zoneinfo and ClickHouse's ``age``, every few hours across a year with DST changes (Santiago's at
+    midnight), and just before and after each local midnight. Outside the span: null."""
+    from cohort_pipeline.engine.behaviors.windows import Regularity
+    from cohort_pipeline.engine.operators import EvaluationContext
+    from cohort_pipeline.model import parse_cohort
+
+    now = datetime(2026, 11, 1, 15, 30, tzinfo=UTC)
+    leaf = behavioral("performed_event_regularly", operator="gte", operator_value=1, time_value=step,
+                      time_interval=unit, min_periods=1, total_periods=total)
+    parsed = next(iter(parse_cohort({"id": 1, "filters": {"properties": group("AND", leaf)}}, internal=True).leaves()))
+    span = Regularity.of(parsed, EvaluationContext(now=now, timezone=zone))
+    tz = ZoneInfo(zone)
+    instants = [span.window.lower + timedelta(minutes=97 * i) for i in range(6000)]
+    midnights = [datetime.combine(span.window.lower.astimezone(tz).date() + timedelta(days=d), datetime.min.time(),
+                                  tzinfo=tz).astimezone(UTC) for d in range(400)]
+    instants += [m + delta for m in midnights for delta in (timedelta(microseconds=-1), timedelta(0))]
+    instants += [span.window.lower - timedelta(microseconds=1), span.window.upper, span.window.upper
+                 + timedelta(microseconds=1)]
+    end = span.window.upper.astimezone(tz)
+
+    def expected(ts: datetime) -> int | None:
+        if not span.window.lower <= ts <= span.window.upper:
+            return None
+        if unit in ("minute", "hour"):
+            elapsed = (span.window.upper - ts) // timedelta(minutes=1 if unit == "minute" else 60)
+            return elapsed // step
+        local = ts.astimezone(tz).date()
+        if unit == "month":
+            age = (end.year * 12 + end.month) - (local.year * 12 + local.month) - (local.day > end.day)
+        else:
+            age = (end.date() - local).days // (7 if unit == "week" else 1)
+        return age // step
+
+    frame = pl.DataFrame({"timestamp": instants}, schema={"timestamp": pl.Datetime("us", "UTC")})
+    got = frame.select(span.period_index(pl.col("timestamp"))).to_series().to_list()
+    assert got == [expected(ts) for ts in instants]
