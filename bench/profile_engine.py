@@ -119,7 +119,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
 
     # --- stage by stage ----------------------------------------------------------------------------------------------
     persons = project.persons.collect()
-    with phase("P1 persons: property texts (one decode per person where exact)") as box:
+    with phase("P1 persons: property texts (regex extraction from flat documents)") as box:
         texts = persons.lazy()
         for stage in property_text_stages("properties", builder.person_texts):
             texts = texts.with_columns(stage)

@@ -1,8 +1,9 @@
 """The measured processes: ``python bench/workers.py {engine,engine-each,duckdb,dagster} ...``.
 
 Each worker runs in its own process (started by run.py) and reports its own peak RSS (``VmHWM``) and timings; the
-parent adds the process's wall and CPU time from ``os.wait4``. A worker reads the cohort set the parent wrote (JSON), computes the memberships, writes them as
-``(cohort_id, person_id)`` Parquet and a JSON report of its own timings.
+parent adds the process's wall and CPU time from ``os.wait4``. A worker reads the cohort set the parent wrote
+(JSON), computes the memberships, writes them as ``(cohort_id, person_id)`` Parquet and a JSON report of its own
+timings.
 
 * ``engine``: our engine, every cohort of the set in ONE ``evaluate_cohorts`` call over ``load_project``'s frames;
 * ``engine-each``: our engine, one call per cohort (references read from the members computed before, as

@@ -81,7 +81,8 @@ _WS = r"[ \t\n\r]*"
 _PLAIN_STRING = r'"[^"\\\x00-\x1f]*"'
 _NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
 _PLAIN_INTEGER = r"^(?:0|-?[1-9][0-9]{0,17})$"
-"""A number whose text the path gives as written (others are respelled: ``1.50`` reads ``"1.5"``, ``1e2`` ``"100.0"``)."""
+"""A number whose text the path gives as written (others are respelled: ``1.50`` reads ``"1.5"``, ``1e2``
+``"100.0"``)."""
 _MEMBER = rf"{_WS}{_PLAIN_STRING}{_WS}:{_WS}(?:{_PLAIN_STRING}|{_NUMBER}|true|false|null){_WS}"
 FLAT_OBJECT = rf"^{_WS}\{{(?:{_MEMBER}(?:,{_MEMBER})*)?\}}{_WS}$"
 """A JSON object of strings without escapes, numbers, booleans and nulls. In such a document a member name is
