@@ -1,8 +1,8 @@
 """The store: every piece of the pipeline's state behind SQLAlchemy (SQLite by default, PostgreSQL by URL).
 
 * ``projects`` and ``cohorts`` (definitions plus the calculation state of spec 1.3),
-* ``memberships``: one full row set per calculated version of a dynamic cohort; readers see only the
-  published ``version``,
+* ``memberships``: the members of each dynamic cohort's published ``version`` (and nothing else); a publish
+  applies who entered and who left in the transaction that flips the version,
 * ``static_members``: static cohorts, idempotent on ``(cohort_id, person_id)``,
 * ``calculation_history``, hashed ``api_keys`` and a minimal ``feature_flags`` registry.
 

@@ -1,9 +1,11 @@
-"""Membership storage: versioned rows of dynamic cohorts, the static member table, and their readers.
+"""Membership storage: the published members of dynamic cohorts, the static member table, and their readers.
 
-Dynamic cohorts keep one full set of rows per calculated version (spec 9.1, like ClickHouse ``cohortpeople``);
-readers join on ``cohorts.version`` in the same statement, so a reader never mixes two versions or sees a
-candidate set that has not been published. Static cohorts keep one row per person (spec 7.4), inserted with
-"on conflict do nothing" so re-adding is idempotent.
+Dynamic cohorts keep exactly one set of rows, the members of the published ``cohorts.version`` (spec 9.1 keeps
+one set per version, like ClickHouse ``cohortpeople``; here the version number lives in ``cohorts.version`` and
+in the calculation history only). A publish changes the rows by their difference, who entered and who left, in
+the same transaction that flips ``cohorts.version``, so readers see the old members or the new ones, never a
+mix, and never the members of a run that is not (yet) published. Static cohorts keep one row per person (spec
+7.4), inserted with "on conflict do nothing" so re-adding is idempotent.
 """
 
 from __future__ import annotations
@@ -21,49 +23,123 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from cohort_pipeline.errors import CohortValidationError
 from cohort_pipeline.store._base import StoreBase, lock_cohort
-from cohort_pipeline.store.errors import InvalidMembershipError, NotFoundError
+from cohort_pipeline.store.errors import InvalidMembershipError, NotFoundError, StoreError
 from cohort_pipeline.store.person_ids import PersonIds, chunks, person_id_series
 from cohort_pipeline.store.schema import UTCDateTime, cohorts, memberships, static_members
 
 MEMBERSHIP_SCHEMA = pl.Schema({"cohort_id": pl.Int64, "person_id": pl.String})
 """The data contract's membership frame: ``cohort_id`` (Int64), ``person_id`` (String), unique per pair."""
 
-MembershipRow = tuple[int, int, str]
+MembershipRow = tuple[int, str]
 
 SQLITE_JSON_EACH = (3, 38, 0)
 """From this SQLite version on the JSON functions are built in (before, they were a compile-time option)."""
 
 
-# --- writing versioned rows -------------------------------------------------------------------------------
+# --- the stored members of a dynamic cohort, and their difference -----------------------------------------
 
 
-def membership_rows(cohort_id: int, version: int, ids: pl.Series) -> Iterator[MembershipRow]:
-    """The ``(cohort_id, version, person_id)`` rows of a candidate set, streamed chunk by chunk."""
+def stored_members(conn: Connection, cohort_id: int) -> pl.Series:
+    """The person ids stored for a dynamic cohort (its published members) as a String series, in no set order.
+
+    Read in one statement that hands the whole set over as one text value, which Polars splits in its own code;
+    fetching a row per person builds a Python tuple and a Python string per member. Measured for one cohort of
+    1.5M UUID-like ids: SQLite ``fetchall`` 0.55 s, ``json_group_array`` + Polars JSON decode 0.38 s,
+    ``group_concat`` split on NUL 0.37 s (0.26 s of it SQLite building the text); PostgreSQL ``fetchall`` 0.68 s,
+    ``json_agg`` 0.62 s (400k ids: ``COPY ... TO STDOUT`` 0.29 s, psycopg handing the data over row by row, against
+    0.17 s for ``json_agg``).
+
+    SQLite: ``group_concat(person_id, char(0))``. Person ids never contain NUL (``person_id_series`` refuses it)
+    and SQLite and Python's ``sqlite3`` keep embedded NULs, so splitting on NUL gives back every id, ``""``
+    included. The row count tells "no rows" (``group_concat`` is NULL) from one ``""`` row. PostgreSQL text cannot
+    hold NUL, so there ``json_agg`` builds a JSON array that Polars decodes.
+    """
+    if conn.dialect.name == "postgresql":
+        statement = sa.text("SELECT count(*), json_agg(person_id)::text FROM memberships WHERE cohort_id = :cohort_id")
+        count, document = conn.execute(statement, {"cohort_id": cohort_id}).one()
+        if not count:
+            return _no_person_ids()
+        ids = pl.Series("person_id", [document], dtype=pl.String).str.json_decode(pl.List(pl.String)).explode()
+    else:
+        statement = sa.text(
+            "SELECT count(*), group_concat(person_id, char(0)) FROM memberships WHERE cohort_id = :cohort_id"
+        )
+        count, document = conn.execute(statement, {"cohort_id": cohort_id}).one()
+        if not count:
+            return _no_person_ids()
+        ids = pl.Series("person_id", [document], dtype=pl.String).str.split("\x00").explode()
+    if len(ids) != count:  # a broken assumption above would silently change members: refuse to go on
+        raise StoreError(f"cohort {cohort_id}: read {len(ids)} stored members, expected {count}")
+    return ids
+
+
+def _no_person_ids() -> pl.Series:
+    return pl.Series("person_id", [], dtype=pl.String)
+
+
+def members_difference(old: pl.Series, new: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """``(entered, exited)``: the ids in ``new`` but not in ``old``, and those in ``old`` but not in ``new``.
+
+    Hash anti-joins (400k ids: 0.08 s, against 0.23 s for ``is_in``). Both results are sorted, so the writes walk
+    the primary key in order. ``old`` and ``new`` hold distinct ids.
+    """
+    old_frame, new_frame = old.rename("person_id").to_frame(), new.rename("person_id").to_frame()
+    entered = new_frame.join(old_frame, on="person_id", how="anti")["person_id"]
+    exited = old_frame.join(new_frame, on="person_id", how="anti")["person_id"]
+    return entered.sort(), exited.sort()
+
+
+def membership_rows(cohort_id: int, ids: pl.Series) -> Iterator[MembershipRow]:
+    """The ``(cohort_id, person_id)`` rows of a set of ids, streamed chunk by chunk."""
     for chunk in chunks(ids):
-        yield from zip(repeat(cohort_id), repeat(version), chunk)
+        yield from zip(repeat(cohort_id), chunk)
 
 
-def write_membership_rows(conn: Connection, cohort_id: int, version: int, ids: pl.Series) -> None:
-    """Bulk-insert the rows of one candidate version of a cohort (``ids``: distinct, non-null person ids).
+def insert_members(conn: Connection, cohort_id: int, ids: pl.Series) -> None:
+    """Bulk-insert rows for persons who entered a dynamic cohort (``ids``: distinct, not stored yet).
 
     PostgreSQL: ``COPY``. SQLite: one ``INSERT ... SELECT`` per chunk of ids, reading the chunk from a JSON array
-    with ``json_each``. ``executemany`` binds three parameters and steps the statement once per row from Python;
+    with ``json_each``. ``executemany`` binds the parameters and steps the statement once per row from Python;
     handing SQLite one JSON document per 50,000 ids lets its C code expand the rows (1.5M rows: 3.3 s -> 1.9 s on
     a rowid table). ``json.dumps`` escapes every character that needs it (non-ASCII as ``\\u`` escapes, surrogate
     pairs included) and SQLite's JSON reader decodes them back to the same text. An SQLite older than 3.38, which
     may lack the JSON functions, gets the ``executemany`` path.
     """
     if conn.dialect.name == "postgresql":
-        _copy_membership_rows(conn, membership_rows(cohort_id, version, ids))
+        _copy_membership_rows(conn, membership_rows(cohort_id, ids))
     elif _sqlite_has_json_each(conn):
-        statement = "INSERT INTO memberships (cohort_id, version, person_id) SELECT ?, ?, value FROM json_each(?)"
+        statement = "INSERT INTO memberships (cohort_id, person_id) SELECT ?, value FROM json_each(?)"
         for chunk in chunks(ids):
-            conn.exec_driver_sql(statement, (cohort_id, version, json.dumps(chunk)))
+            conn.exec_driver_sql(statement, (cohort_id, json.dumps(chunk)))
     else:
         # plain DB-API executemany with tuples: SQLAlchemy's per-row parameter processing would triple the cost
-        statement = "INSERT INTO memberships (cohort_id, version, person_id) VALUES (?, ?, ?)"
+        statement = "INSERT INTO memberships (cohort_id, person_id) VALUES (?, ?)"
         for chunk in chunks(ids):
-            conn.exec_driver_sql(statement, list(zip(repeat(cohort_id), repeat(version), chunk)))
+            conn.exec_driver_sql(statement, list(zip(repeat(cohort_id), chunk)))
+
+
+def delete_members(conn: Connection, cohort_id: int, ids: pl.Series) -> None:
+    """Delete the rows of persons who left a dynamic cohort, one statement per chunk of ids.
+
+    SQLite: the chunk as a JSON array read by ``json_each`` (``executemany`` before 3.38); it looks each id up in
+    the primary key. PostgreSQL: the chunk as one array parameter, ``person_id = ANY(...)``. Its planner chooses
+    between looking each id up in the primary key and one scan of the cohort's key range (or, with accurate
+    statistics and a large share of the table, of the table); with 50,000 ids per statement all three measured
+    alike (75k exits from a 1.5M-member cohort: 0.7-1.0 s, mostly the scattered row deletions themselves), while
+    smaller arrays risk one range scan each when statistics are missing (5,000 per array: 2.8 s).
+    """
+    if conn.dialect.name == "postgresql":
+        statement = sa.text("DELETE FROM memberships WHERE cohort_id = :cohort_id AND person_id = ANY(:ids)")
+        for chunk in chunks(ids):
+            conn.execute(statement, {"cohort_id": cohort_id, "ids": chunk})
+    elif _sqlite_has_json_each(conn):
+        statement = "DELETE FROM memberships WHERE cohort_id = ? AND person_id IN (SELECT value FROM json_each(?))"
+        for chunk in chunks(ids):
+            conn.exec_driver_sql(statement, (cohort_id, json.dumps(chunk)))
+    else:
+        statement = "DELETE FROM memberships WHERE cohort_id = ? AND person_id = ?"
+        for chunk in chunks(ids):
+            conn.exec_driver_sql(statement, list(zip(repeat(cohort_id), chunk)))
 
 
 def _sqlite_has_json_each(conn: Connection) -> bool:
@@ -73,51 +149,11 @@ def _sqlite_has_json_each(conn: Connection) -> bool:
 def _copy_membership_rows(conn: Connection, rows: Iterable[MembershipRow]) -> None:
     cursor: Any = conn.connection.cursor()  # psycopg's cursor: COPY is not part of the DB-API
     try:
-        with cursor.copy("COPY memberships (cohort_id, version, person_id) FROM STDIN") as copy:
+        with cursor.copy("COPY memberships (cohort_id, person_id) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
     finally:
         cursor.close()
-
-
-def delete_version(conn: Connection, cohort_id: int, version: int) -> None:
-    """Remove every row of one version of a cohort."""
-    conn.execute(sa.delete(memberships).where(memberships.c.cohort_id == cohort_id, memberships.c.version == version))
-
-
-def delete_versions_before(conn: Connection, cohort_id: int, version: int) -> None:
-    """Remove the rows of every version older than ``version`` (spec 1.3 step 8)."""
-    conn.execute(sa.delete(memberships).where(memberships.c.cohort_id == cohort_id, memberships.c.version < version))
-
-
-def count_version(conn: Connection, cohort_id: int, version: int | None) -> int:
-    """Rows (= distinct persons, by the primary key) of one version; 0 for ``None``."""
-    if version is None:
-        return 0
-    statement = sa.select(sa.func.count()).where(
-        memberships.c.cohort_id == cohort_id, memberships.c.version == version
-    )
-    return int(conn.execute(statement).scalar_one())
-
-
-def count_common(conn: Connection, cohort_id: int, version: int, previous: int | None) -> int:
-    """Persons present in both ``version`` and ``previous`` (for the entered/exited diff).
-
-    Spelled ``INTERSECT ... ORDER BY person_id`` rather than a join: both versions are ranges of the primary key
-    ``(cohort_id, version, person_id)``, already in person order, and SQLite then merges the two ranges in one
-    pass (``MERGE (INTERSECT)``) where a join would probe the index once per member (0.7 s -> 0.4 s for 1.5M
-    members). Person ids are unique within a version, so the set semantics of ``INTERSECT`` count each once.
-    """
-    if previous is None:
-        return 0
-
-    def ids_of(of_version: int) -> sa.Select[Any]:
-        return sa.select(memberships.c.person_id).where(
-            memberships.c.cohort_id == cohort_id, memberships.c.version == of_version
-        )
-
-    common = sa.intersect(ids_of(version), ids_of(previous)).order_by(memberships.c.person_id).subquery()
-    return int(conn.execute(sa.select(sa.func.count()).select_from(common)).scalar_one())
 
 
 # --- static members ---------------------------------------------------------------------------------------
@@ -182,8 +218,8 @@ def _published_rows(cohort_filter: sa.ColumnElement[bool], *, skip_deleted_dynam
         dynamic = sa.and_(dynamic, cohorts.c.deleted.is_(sa.false()))
     published = (
         sa.select(memberships.c.cohort_id, memberships.c.person_id)
-        .join(cohorts, sa.and_(cohorts.c.id == memberships.c.cohort_id, cohorts.c.version == memberships.c.version))
-        .where(dynamic)
+        .join(cohorts, cohorts.c.id == memberships.c.cohort_id)
+        .where(dynamic, cohorts.c.version.is_not(None))
     )
     return published.union_all(_static_rows(cohort_filter))  # type: ignore[return-value]
 
@@ -218,8 +254,8 @@ class MembersMixin(StoreBase):
     def members(self, cohort_id: int) -> list[str]:
         """The cohort's current members, sorted.
 
-        Dynamic cohorts: the rows of the published ``version`` only (a never-calculated cohort has none; a
-        running or failed calculation is invisible). Static cohorts: the static member table.
+        Dynamic cohorts: the stored rows, which are the members of the published ``version`` (a never-calculated
+        cohort has none; a running or failed calculation is invisible). Static cohorts: the static member table.
         """
         statement = _published_rows(cohorts.c.id == cohort_id, skip_deleted_dynamic=False)
         with self._read() as conn:

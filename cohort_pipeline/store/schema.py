@@ -117,15 +117,16 @@ static_members = sa.Table(
     sa.Column("added_at", UTCDateTime(), nullable=False),
 )
 
-# No foreign key on memberships: it is the hot table (a million rows per publish), rows are written only by
-# ``publish`` after it has found the cohort, and cohorts are never hard-deleted. The check cost ~2.5 s per
-# million rows on PostgreSQL. On SQLite it is a WITHOUT ROWID table (migration 0003): the primary key is the
-# table, so each row is stored and maintained once instead of in a table plus its primary-key index.
+# The published members of dynamic cohorts: one row per (cohort, person) of the cohort's published
+# ``cohorts.version`` (migration 0004; a publish applies the difference in the transaction that flips the
+# version). No foreign key: it is the hot table, rows are written only by ``publish`` after it has locked the
+# cohort, and cohorts are never hard-deleted (the check cost ~2.5 s per million rows on PostgreSQL). On SQLite it
+# is a WITHOUT ROWID table (migration 0003): the primary key is the table, so each row is stored and maintained
+# once instead of in a table plus its primary-key index.
 memberships = sa.Table(
     "memberships",
     metadata,
     sa.Column("cohort_id", Id, primary_key=True),
-    sa.Column("version", sa.Integer(), primary_key=True),
     sa.Column("person_id", PersonId, primary_key=True),
     sqlite_with_rowid=False,
 )

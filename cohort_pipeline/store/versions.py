@@ -3,18 +3,20 @@
     request_calculation   pending_version := coalesce(pending_version, 0) + 1 (one SQL statement);
                           dynamic cohorts: is_calculating := true
     is_obsolete           pending_version > version: a newer run was requested, this one may stop
-    publish               candidate rows for `version`, then one transaction that flips `version` only if it is
-                          newer than the published one (a slow old run never overwrites a newer result)
+    publish               one transaction that, only if `version` is newer than the published one (a slow old
+                          run never overwrites a newer result), applies the difference to the stored members
+                          (insert who entered, delete who left) and flips `version`
     record_failure        errors_calculating += 1, last_error_at := now; version untouched, readers unaffected
     (both finish with)    is_calculating := false only if no newer run is pending
 
-A failed or superseded run never changes what readers see: readers only join on ``cohorts.version``.
+A failed or superseded run never changes what readers see: the stored members of a dynamic cohort are always
+those of ``cohorts.version``, and they change only in the transaction that changes ``cohorts.version``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,14 +30,13 @@ from cohort_pipeline.store.cohorts import cohort_record
 from cohort_pipeline.store.errors import NotFoundError, VersionError
 from cohort_pipeline.store.history import duration_ms, insert_history
 from cohort_pipeline.store.members import (
-    count_common,
     count_static,
-    count_version,
-    delete_version,
-    delete_versions_before,
+    delete_members,
+    insert_members,
     insert_static_rows,
+    members_difference,
     still_calculating,
-    write_membership_rows,
+    stored_members,
 )
 from cohort_pipeline.store.person_ids import PersonIds, person_id_series
 from cohort_pipeline.store.records import CohortRecord, PublishResult
@@ -150,14 +151,15 @@ class VersioningMixin(StoreBase):
         finished_at: datetime | None = None,
         filters: Mapping[str, Any] | None = None,
     ) -> PublishResult:
-        """Steps 3, 4, 6, 8: store the run's members and make them the published version if it is the newest.
+        """Steps 3, 4, 6, 8: make the run's members the published ones if ``version`` is the newest.
 
-        Dynamic cohorts: the candidate rows are written first (one transaction, bulk), then one short
-        transaction re-reads the cohort under a lock and, if ``version`` is newer than the published version,
-        flips ``version``, sets ``count`` (distinct persons), ``last_calculation := finished_at``, clears
-        ``errors_calculating``/``last_error_at``, clears ``is_calculating`` unless a newer run is pending, and
-        records history with entered/exited against the previous version. Older versions are then deleted.
-        A run that is not newer changes nothing and its rows are deleted. A run newer than the published
+        Dynamic cohorts: the ids are validated before anything is written; then one write transaction locks the
+        cohort and, if ``version`` is newer than the published version, reads the stored (published) members,
+        inserts the persons who entered and deletes those who exited, flips ``version``, sets ``count``
+        (distinct persons), ``last_calculation := finished_at``, clears ``errors_calculating``/``last_error_at``,
+        clears ``is_calculating`` unless a newer run is pending, and records history with entered/exited
+        against the previous version. Readers see the old members or the new ones, never a mix; a failure
+        anywhere rolls all of it back. A run that is not newer changes nothing. A run newer than the published
         version is published even if a still newer one is pending (PostHog: fresher data now, and the newer run
         flips again when it lands); callers that want to skip superseded work check ``is_obsolete`` first.
 
@@ -318,31 +320,22 @@ class VersioningMixin(StoreBase):
         return row
 
     def _publish_dynamic(self, cohort_id: int, run: _Run, ids: pl.Series) -> PublishResult:
-        with self._write() as conn:  # all-or-nothing: a failure mid-way leaves no candidate rows
-            delete_version(conn, cohort_id, run.version)  # leftovers of a crashed attempt at this version
-            write_membership_rows(conn, cohort_id, run.version, ids)
-        try:
-            result = self._flip(cohort_id, run)
-        except BaseException:
-            self._discard(cohort_id, run.version)
-            raise
-        if result.published:
-            self._cleanup(delete_versions_before, cohort_id, run.version)
-        else:
-            self._discard(cohort_id, run.version)
-        return result
+        """Apply the difference to the stored members and flip the version, in one transaction (all or nothing).
 
-    def _flip(self, cohort_id: int, run: _Run) -> PublishResult:
+        The stored members are read inside the transaction, after the cohort is locked: no other publish of this
+        cohort can change them before the transaction ends (SQLite: the database write lock; PostgreSQL: the
+        cohort row lock, which every publish takes first).
+        """
         with self._write() as conn:
             row = lock_cohort(conn, cohort_id)
             previous = row.version
-            count = count_version(conn, cohort_id, run.version)
             if not _is_newer(run.version, previous):
-                return _not_published(run.version, count, previous)
-            common = count_common(conn, cohort_id, run.version, previous)
-            entered, exited = count - common, count_version(conn, cohort_id, previous) - common
-            _finish_success(conn, row, run, count=count, entered=entered, exited=exited)
-        return PublishResult(True, run.version, count, entered, exited, previous)
+                return _not_published(run.version, len(ids), previous)
+            entered, exited = members_difference(stored_members(conn, cohort_id), ids)
+            insert_members(conn, cohort_id, entered)
+            delete_members(conn, cohort_id, exited)
+            _finish_success(conn, row, run, count=len(ids), entered=len(entered), exited=len(exited))
+        return PublishResult(True, run.version, len(ids), len(entered), len(exited), previous)
 
     def _publish_static(self, cohort_id: int, run: _Run, ids: pl.Series) -> PublishResult:
         with self._write() as conn:
@@ -355,19 +348,6 @@ class VersioningMixin(StoreBase):
             count = count_static(conn, cohort_id)
             _finish_success(conn, row, run, count=count, entered=count - before, exited=0)
         return PublishResult(True, run.version, count, count - before, 0, previous)
-
-    def _discard(self, cohort_id: int, version: int) -> None:
-        self._cleanup(delete_version, cohort_id, version)
-
-    def _cleanup(self, delete: Callable[[Connection, int, int], None], cohort_id: int, version: int) -> None:
-        """Delete rows nobody reads any more; best effort, since readers never see them anyway."""
-        try:
-            with self._write() as conn:
-                delete(conn, cohort_id, version)
-        except Exception:  # noqa: BLE001 - a later publish deletes them; never mask the caller's outcome
-            logger.warning(
-                "cohort %s: could not clean up membership rows around version %s", cohort_id, version, exc_info=True
-            )
 
 
 @dataclass(frozen=True, slots=True)

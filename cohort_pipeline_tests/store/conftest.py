@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from cohort_pipeline.store import CohortStore, ProjectRecord
-from cohort_pipeline.store.schema import cohorts, metadata
+from cohort_pipeline.store.schema import cohorts, memberships, metadata
 
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
@@ -195,7 +195,12 @@ def force_cohort_state(store: CohortStore, cohort_id: int, **values: Any) -> Non
 
 
 def rows_of(store: CohortStore, table: sa.Table, **where: Any) -> list[Any]:
-    """Raw rows of a table (to check what readers must not see, e.g. leftover candidate versions)."""
+    """Raw rows of a table, read around the store (to check what it really wrote)."""
     statement = sa.select(table).where(*(table.c[name] == value for name, value in where.items()))
     with store.engine.connect() as conn:
         return list(conn.execute(statement).all())
+
+
+def stored_person_ids(store: CohortStore, cohort_id: int) -> list[str]:
+    """The raw ``memberships`` rows of a dynamic cohort, sorted: always exactly its published members."""
+    return sorted(row.person_id for row in rows_of(store, memberships, cohort_id=cohort_id))

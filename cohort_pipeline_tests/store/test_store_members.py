@@ -116,22 +116,45 @@ def test_members_are_sorted(store: CohortStore, project: ProjectRecord, clock: F
     assert store.memberships_frame([cohort_id])["person_id"].to_list() == sorted(ids)
 
 
-AWKWARD_IDS = ['quote"d', "back\\slash", "tab\tnew\nline", "\x01ctrl", "é", "日本", "😀", " ", "", "\\u0041", "[]"]
-"""Ids the SQLite JSON write path must round-trip exactly: escapes, control characters, non-ASCII, astral."""
+AWKWARD_IDS = [
+    'quote"d', "back\\slash", "tab\tnew\nline", "\x01ctrl", "é", "日本", "😀", " ", "", "\\u0041", "[]", "a,b", "\r\n",
+    "\\", "\\n", "\x08\x0b\x0c", "\x7f", "\ud7ff\ue000\uffff", "x" * 1000,
+]
+"""Ids every write, delete and read path must round-trip exactly: escapes, control characters, separators,
+non-ASCII, astral, the empty string, a long one."""
 
 
 @pytest.mark.parametrize("json_each", [True, False], ids=["json_each", "executemany"])
 def test_every_write_path_stores_ids_exactly(
     store: CohortStore, project: ProjectRecord, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, json_each: bool
 ) -> None:
-    """SQLite writes through ``json_each`` (or ``executemany`` before 3.38); PostgreSQL through COPY. Chunks of 3
-    make every path span several statements."""
+    """SQLite writes and deletes through ``json_each`` (or ``executemany`` before 3.38); PostgreSQL inserts
+    through COPY and deletes with an array. Chunks of 3 make every path span several statements. The second
+    publish reads the stored awkward ids back (NUL-separated on SQLite, JSON on PostgreSQL) to diff them."""
     monkeypatch.setattr(members_module, "_sqlite_has_json_each", lambda _conn: json_each)
     real_chunks = members_module.chunks
     monkeypatch.setattr(members_module, "chunks", lambda ids, size=3: real_chunks(ids, 3))
     cohort_id = _dynamic(store, project, clock, AWKWARD_IDS)
     assert store.members(cohort_id) == sorted(AWKWARD_IDS)
     assert store.get_cohort(project.id, cohort_id).count == len(AWKWARD_IDS)
+
+    staying = AWKWARD_IDS[::2]
+    newcomers = [f"{person_id}+" for person_id in AWKWARD_IDS[:7]]
+    result = store.publish(cohort_id, store.request_calculation(cohort_id), staying + newcomers, started_at=clock.now)
+    assert (result.entered, result.exited) == (len(newcomers), len(AWKWARD_IDS) - len(staying))
+    assert store.members(cohort_id) == sorted(staying + newcomers)
+    result = store.publish(cohort_id, store.request_calculation(cohort_id), staying + newcomers, started_at=clock.now)
+    assert (result.entered, result.exited, result.count) == (0, 0, len(staying) + len(newcomers))
+
+
+def test_stored_members_reads_every_id_back(store: CohortStore, project: ProjectRecord, clock: FakeClock) -> None:
+    """The bulk read of a cohort's stored members, on its own: nobody, one empty-string id, awkward ids."""
+    for ids in ([], [""], ["", "a"], AWKWARD_IDS):
+        cohort_id = _dynamic(store, project, clock, ids)
+        with store.engine.connect() as conn:
+            read = members_module.stored_members(conn, cohort_id)
+        assert read.dtype == pl.String
+        assert sorted(read.to_list()) == sorted(ids)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,19 @@ from alembic.runtime.migration import MigrationContext
 from cohort_pipeline.store import STORE_URL_ENV, CohortStore, StoreError, default_store_url
 from cohort_pipeline.store.engine import normalise_url
 from cohort_pipeline.store.migrate import current_revision, downgrade, head_revision
-from cohort_pipeline.store.schema import memberships, metadata
+from cohort_pipeline.store.schema import cohorts, metadata
 
 TABLES = {
     "projects", "cohorts", "static_members", "memberships", "calculation_history", "api_keys", "feature_flags"
 }
+HEAD = "0004"
+
+VERSIONED_MEMBERSHIPS = sa.table(
+    "memberships", sa.column("cohort_id"), sa.column("version"), sa.column("person_id")
+)
+"""``memberships`` as revisions 0001-0003 shaped it (one row set per version), frozen for these tests."""
+PUBLISHED_MEMBERSHIPS = sa.table("memberships", sa.column("cohort_id"), sa.column("person_id"))
+"""``memberships`` from 0004 on: the published members only."""
 
 
 def _tables(store: CohortStore) -> set[str]:
@@ -29,10 +38,10 @@ def test_migrate_builds_the_schema_on_an_empty_database(empty_database_url: str)
     try:
         assert store.is_migrated() is False
         assert _tables(store) == set()
-        assert store.migrate() == head_revision() == "0003"
+        assert store.migrate() == head_revision() == HEAD
         assert store.is_migrated() is True
         assert _tables(store) == TABLES
-        assert store.migrate() == "0003"  # idempotent
+        assert store.migrate() == HEAD  # idempotent
         project = store.create_project("works")
         assert store.get_project(project.id) == project
     finally:
@@ -58,9 +67,22 @@ def test_downgrade_to_base_and_upgrade_again(empty_database_url: str) -> None:
         downgrade(store.engine, "base")
         assert current_revision(store.engine) is None
         assert _tables(store) == set()
-        assert store.migrate() == "0003"
+        assert store.migrate() == HEAD
     finally:
         store.close()
+
+
+def _rows(store: CohortStore, table: sa.TableClause) -> list[dict[str, object]]:
+    with store.engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(sa.select(table).order_by(*table.c))]
+
+
+def _memberships_sql(store: CohortStore) -> str | None:
+    if store.backend != "sqlite":
+        return None
+    with store.engine.connect() as conn:
+        sql: str = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'memberships'").scalar_one()
+    return sql
 
 
 def test_migration_0003_keeps_every_membership_row(empty_database_url: str) -> None:
@@ -68,24 +90,75 @@ def test_migration_0003_keeps_every_membership_row(empty_database_url: str) -> N
     under 0002 survive the upgrade and the downgrade."""
     store = CohortStore(empty_database_url)
     rows = [{"cohort_id": c, "version": v, "person_id": p} for c in (1, 2) for v in (1, 2) for p in ("b", "a", "é")]
-    stored = sa.select(memberships).order_by(*memberships.c)
     try:
         assert store.migrate("0002") == "0002"
         with store.engine.begin() as conn:
-            conn.execute(memberships.insert(), rows)
-        assert store.migrate() == "0003"
-        with store.engine.connect() as conn:
-            after = [dict(row._mapping) for row in conn.execute(stored)]
-            if store.backend == "sqlite":
-                sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'memberships'").scalar_one()
-                assert "WITHOUT ROWID" in sql
+            conn.execute(VERSIONED_MEMBERSHIPS.insert(), rows)
+        assert store.migrate("0003") == "0003"
+        after = _rows(store, VERSIONED_MEMBERSHIPS)
+        if store.backend == "sqlite":
+            assert "WITHOUT ROWID" in str(_memberships_sql(store))
         assert after == sorted(rows, key=lambda r: (r["cohort_id"], r["version"], r["person_id"]))
         downgrade(store.engine, "0002")
+        assert _rows(store, VERSIONED_MEMBERSHIPS) == after
+        if store.backend == "sqlite":
+            assert "WITHOUT ROWID" not in str(_memberships_sql(store))
+    finally:
+        store.close()
+
+
+def test_migration_0004_keeps_only_the_published_members(empty_database_url: str) -> None:
+    """0004 drops the version column and keeps each cohort's published version only: a stale older version and
+    a newer candidate a crashed run left behind are dropped, as are rows of a never-published cohort. The
+    downgrade gives the published rows back with the published version number."""
+    store = CohortStore(empty_database_url)
+    try:
+        assert store.migrate("0003") == "0003"
+        project = store.create_project("migrated")
+        published = store.create_cohort(project.id, name="published").id
+        never = store.create_cohort(project.id, name="never published").id
+        other = store.create_cohort(project.id, name="other").id
+        with store.engine.begin() as conn:
+            conn.execute(sa.update(cohorts).where(cohorts.c.id == published).values(version=2, pending_version=3))
+            conn.execute(sa.update(cohorts).where(cohorts.c.id == other).values(version=1, pending_version=1))
+            conn.execute(
+                VERSIONED_MEMBERSHIPS.insert(),
+                [{"cohort_id": published, "version": 1, "person_id": p} for p in ("old", "kept")]  # stale
+                + [{"cohort_id": published, "version": 2, "person_id": p} for p in ("kept", "é", "", "b")]  # published
+                + [{"cohort_id": published, "version": 3, "person_id": p} for p in ("candidate", "kept")]  # candidate
+                + [{"cohort_id": never, "version": 1, "person_id": "orphan"}]
+                + [{"cohort_id": other, "version": 1, "person_id": p} for p in ("kept", "z")],
+            )
+        assert store.migrate() == "0004"
+        expected = sorted(
+            [(published, p) for p in ("kept", "é", "", "b")] + [(other, "kept"), (other, "z")]
+        )
+        assert _rows(store, PUBLISHED_MEMBERSHIPS) == [{"cohort_id": c, "person_id": p} for c, p in expected]
+        if store.backend == "sqlite":
+            assert "WITHOUT ROWID" in str(_memberships_sql(store))
+        assert store.members(published) == ["", "b", "kept", "é"]
+        assert store.members(never) == []
         with store.engine.connect() as conn:
-            assert [dict(row._mapping) for row in conn.execute(stored)] == after
-            if store.backend == "sqlite":
-                sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'memberships'").scalar_one()
-                assert "WITHOUT ROWID" not in sql
+            names = {column["name"] for column in sa.inspect(conn).get_columns("memberships")}
+            primary_key = sa.inspect(conn).get_pk_constraint("memberships")
+        assert names == {"cohort_id", "person_id"}
+        assert primary_key["name"] == "pk_memberships"
+        assert primary_key["constrained_columns"] == ["cohort_id", "person_id"]
+
+        version = store.request_calculation(published)  # publishing on the migrated table diffs as usual
+        result = store.publish(published, version, ["kept", "new"], started_at=datetime.now(UTC))
+        assert (result.entered, result.exited, result.previous_version) == (1, 3, 2)
+
+        downgrade(store.engine, "0003")
+        versions = {published: version, other: 1}
+        members_after = sorted([(published, "kept"), (published, "new"), (other, "kept"), (other, "z")])
+        assert _rows(store, VERSIONED_MEMBERSHIPS) == [
+            {"cohort_id": c, "version": versions[c], "person_id": p} for c, p in members_after
+        ]
+        if store.backend == "sqlite":
+            assert "WITHOUT ROWID" in str(_memberships_sql(store))
+        assert store.migrate() == "0004"  # and up again
+        assert _rows(store, PUBLISHED_MEMBERSHIPS) == [{"cohort_id": c, "person_id": p} for c, p in members_after]
     finally:
         store.close()
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from cohort_pipeline.store import CohortStore, ProjectRecord
+from cohort_pipeline.store import CohortStore, ProjectRecord, PublishResult
 from cohort_pipeline.store import members as members_module
 from cohort_pipeline.store import versions as versions_module
-from cohort_pipeline.store.schema import calculation_history, memberships, static_members
+from cohort_pipeline.store.schema import calculation_history, static_members
 
-from .conftest import FakeClock, rows_of
+from .conftest import FakeClock, rows_of, stored_person_ids
 
 
 class Boom(RuntimeError):
@@ -24,8 +24,11 @@ class Boom(RuntimeError):
 def published(store: CohortStore, project: ProjectRecord, clock: FakeClock) -> int:
     """A dynamic cohort with version 1 = [a, b] published."""
     cohort = store.create_cohort(project.id, name="c")
-    store.publish(cohort.id, store.request_calculation(cohort.id), ["a", "b"], started_at=clock.now)
+    store.publish(cohort.id, store.request_calculation(cohort.id), PUBLISHED, started_at=clock.now)
     return cohort.id
+
+
+PUBLISHED = ["a", "b"]
 
 
 def _state(store: CohortStore, project: ProjectRecord, cohort_id: int) -> tuple[Any, ...]:
@@ -33,28 +36,82 @@ def _state(store: CohortStore, project: ProjectRecord, cohort_id: int) -> tuple[
     return (c.version, c.count, c.last_calculation, c.errors_calculating, c.last_error_at, store.members(cohort_id))
 
 
-def test_a_publish_failing_half_way_through_the_rows_leaves_nothing(
-    store: CohortStore, project: ProjectRecord, published: int, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _fail_on_third_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Membership writes go in chunks of 2 ids; the third chunk raises after the first two reached the database."""
     real_chunks = members_module.chunks
 
     def failing_chunks(ids: Any, size: int = 2) -> Iterator[list[str]]:
-        for n, chunk in enumerate(real_chunks(ids, 2)):  # earlier chunks really reach the database
+        for n, chunk in enumerate(real_chunks(ids, 2)):
             if n == 2:
                 raise Boom("disk full")
             yield chunk
 
     monkeypatch.setattr(members_module, "chunks", failing_chunks)
+
+
+def _assert_untouched(store: CohortStore, project: ProjectRecord, cohort_id: int, before: tuple[Any, ...]) -> None:
+    assert _state(store, project, cohort_id) == before
+    assert stored_person_ids(store, cohort_id) == before[-1]
+    assert len(store.calculation_history(cohort_id)) == 1
+
+
+def test_a_publish_failing_half_way_through_the_inserts_leaves_nothing(
+    store: CohortStore, project: ProjectRecord, published: int, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fail_on_third_chunk(monkeypatch)
     before = _state(store, project, published)
     version = store.request_calculation(published)
-    with pytest.raises(Boom):
+    with pytest.raises(Boom):  # 10 persons enter: chunks 1 and 2 are inserted, chunk 3 fails
         store.publish(published, version, [f"p{i}" for i in range(10)], started_at=clock.now)
-    assert _state(store, project, published) == before
-    assert {row.version for row in rows_of(store, memberships, cohort_id=published)} == {1}
-    assert len(store.calculation_history(published)) == 1
+    _assert_untouched(store, project, published, before)
 
 
-def test_a_publish_failing_in_the_flip_leaves_state_and_cleans_candidates(
+def test_a_publish_failing_half_way_through_the_deletes_leaves_every_member(
+    store: CohortStore, project: ProjectRecord, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cohort = store.create_cohort(project.id, name="big")
+    members = [f"p{i}" for i in range(10)]
+    store.publish(cohort.id, store.request_calculation(cohort.id), members, started_at=clock.now)
+    _fail_on_third_chunk(monkeypatch)
+    before = _state(store, project, cohort.id)
+    version = store.request_calculation(cohort.id)
+    with pytest.raises(Boom):  # everybody exits: chunks 1 and 2 are deleted, chunk 3 fails
+        store.publish(cohort.id, version, [], started_at=clock.now)
+    _assert_untouched(store, project, cohort.id, before)
+    assert before[-1] == members
+
+
+@pytest.mark.parametrize("step", ["insert_members", "delete_members", "insert_history"])
+def test_a_publish_failing_after_a_step_rolls_the_step_back(
+    store: CohortStore,
+    project: ProjectRecord,
+    published: int,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    step: str,
+) -> None:
+    """Each step of the publish transaction really runs, then raises: nothing of it may remain."""
+    real = getattr(versions_module, step)
+
+    def run_then_fail(*args: Any, **kwargs: Any) -> None:
+        real(*args, **kwargs)
+        raise Boom(f"{step} failed")
+
+    monkeypatch.setattr(versions_module, step, run_then_fail)
+    before = _state(store, project, published)
+    version = store.request_calculation(published)
+    clock.advance(minutes=1)
+    with pytest.raises(Boom):  # "a" exits, "x" and "y" enter
+        store.publish(published, version, ["b", "x", "y"], started_at=clock.now)
+    _assert_untouched(store, project, published, before)
+    assert store.get_cohort(project.id, published).is_calculating is True  # the run still counts as in flight
+    monkeypatch.undo()
+    result = store.publish(published, version, ["b", "x", "y"], started_at=clock.now)  # a retry works
+    assert (result.published, result.entered, result.exited, result.previous_version) == (True, 2, 1, 1)
+    assert store.members(published) == stored_person_ids(store, published) == ["b", "x", "y"]
+
+
+def test_a_publish_failing_in_the_flip_leaves_state_and_rows(
     store: CohortStore, project: ProjectRecord, published: int, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def failing_history(*_args: Any, **_kwargs: Any) -> None:
@@ -66,8 +123,7 @@ def test_a_publish_failing_in_the_flip_leaves_state_and_cleans_candidates(
     clock.advance(minutes=1)
     with pytest.raises(Boom):
         store.publish(published, version, ["x", "y", "z"], started_at=clock.now)
-    assert _state(store, project, published) == before
-    assert {row.version for row in rows_of(store, memberships, cohort_id=published)} == {1}
+    _assert_untouched(store, project, published, before)
     monkeypatch.undo()
     assert store.publish(published, version, ["x"], started_at=clock.now).published is True  # a retry works
     assert store.members(published) == ["x"]
@@ -141,17 +197,32 @@ def test_concurrent_requests_get_distinct_versions(store: CohortStore, project: 
 def test_concurrent_publishes_end_on_the_newest_version(
     store: CohortStore, project: ProjectRecord, clock: FakeClock
 ) -> None:
+    """Six runs with overlapping member sets publish at once, in any order: the newest wins with exactly its
+    members, and every applied difference was taken against the members stored at that moment."""
     cohort = store.create_cohort(project.id)
     versions = [store.request_calculation(cohort.id) for _ in range(6)]
+    results: list[PublishResult] = []
+    lock = threading.Lock()
+
+    def members_of(version: int) -> list[str]:
+        return [f"p{i:03d}" for i in range(version * 10, version * 10 + 50)]
 
     def publish(n: int) -> None:
-        store.publish(cohort.id, versions[n], [f"v{versions[n]}-{i}" for i in range(50)], started_at=clock.now)
+        result = store.publish(cohort.id, versions[n], members_of(versions[n]), started_at=clock.now)
+        with lock:
+            results.append(result)
 
     assert _run_threads(publish, len(versions)) == []
     record = store.get_cohort(project.id, cohort.id)
     assert (record.version, record.count, record.is_calculating) == (6, 50, False)
-    assert store.members(cohort.id) == sorted(f"v6-{i}" for i in range(50))
-    assert {row.version for row in rows_of(store, memberships, cohort_id=cohort.id)} == {6}
+    assert store.members(cohort.id) == stored_person_ids(store, cohort.id) == members_of(6)
+    applied = sorted((r for r in results if r.published), key=lambda r: r.version)
+    assert applied[-1].version == 6
+    assert sum(r.entered for r in applied) - sum(r.exited for r in applied) == 50  # the diffs add up
+    for earlier, later in zip(applied, applied[1:], strict=False):
+        assert later.previous_version == earlier.version  # each diff was against the version published before
+        expected_entered = len(set(members_of(later.version)) - set(members_of(earlier.version)))
+        assert later.entered == expected_entered
 
 
 def test_concurrent_static_adds_count_each_person_once(store: CohortStore, project: ProjectRecord) -> None:

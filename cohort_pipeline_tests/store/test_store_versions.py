@@ -17,7 +17,7 @@ from cohort_pipeline.store import (
 )
 from cohort_pipeline.store.schema import memberships
 
-from .conftest import FakeClock, rows_of
+from .conftest import FakeClock, rows_of, stored_person_ids
 
 EMPTY_FILTERS = {"properties": {"type": "AND", "values": []}}
 
@@ -31,10 +31,6 @@ def _publish(
     store: CohortStore, clock: FakeClock, cohort_id: int, version: int, ids: list[str] | pl.Series
 ) -> PublishResult:
     return store.publish(cohort_id, version, ids, started_at=clock.now - timedelta(seconds=2), finished_at=clock.now)
-
-
-def _versions_stored(store: CohortStore, cohort_id: int) -> set[int]:
-    return {row.version for row in rows_of(store, memberships, cohort_id=cohort_id)}
 
 
 # --- step 1: request ------------------------------------------------------------------------------------
@@ -158,7 +154,7 @@ def test_a_slow_obsolete_run_never_overwrites_a_newer_version(
     cohort = store.get_cohort(project.id, cohort_id)
     assert (cohort.version, cohort.count, cohort.is_calculating) == (fast, 1, False)
     assert store.members(cohort_id) == ["new"]
-    assert _versions_stored(store, cohort_id) == {fast}  # the discarded candidate rows are gone
+    assert stored_person_ids(store, cohort_id) == ["new"]  # the superseded run wrote nothing
     assert [run.version for run in store.calculation_history(cohort_id)] == [fast]
 
 
@@ -169,7 +165,7 @@ def test_publishing_the_same_version_twice_keeps_the_first(
     assert _publish(store, clock, cohort_id, version, ["a"]).published is True
     assert _publish(store, clock, cohort_id, version, ["b"]).published is False
     assert store.members(cohort_id) == ["a"]
-    assert _versions_stored(store, cohort_id) == {version}
+    assert stored_person_ids(store, cohort_id) == ["a"]
 
 
 def test_publishing_a_version_that_was_never_requested_is_refused(
@@ -205,25 +201,53 @@ def test_entered_and_exited_are_counted_against_the_previous_version(
     assert (newest.version, newest.count, newest.entered, newest.exited) == (third, 0, 0, 4)
 
 
-def test_rows_of_older_versions_are_deleted_after_publish(store: CohortStore, cohort_id: int, clock: FakeClock) -> None:
-    for ids in (["a", "b"], ["b", "c"], ["c"]):
-        _publish(store, clock, cohort_id, store.request_calculation(cohort_id), ids)
-    assert _versions_stored(store, cohort_id) == {3}
-    assert store.members(cohort_id) == ["c"]
-
-
-def test_publish_keeps_rows_of_a_newer_candidate_being_written(
-    store: CohortStore, cohort_id: int, clock: FakeClock
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ([], ["a", "b"]),
+        (["a", "b"], []),
+        (["a", "b", "c"], ["a", "b", "c"]),
+        (["a", "b"], ["c", "d", "e"]),
+        (["a", "b", "c"], ["b", "c", "d"]),
+        (["é", "日本", "😀", "a"], ["日本", "😀x", "e\u0301", "a"]),
+        (["", "a"], ["a"]),
+        (["a"], ["", "a"]),
+        ([""], [""]),
+        ([""], []),
+        (["line\nbreak", "comma,id", "tab\tid", '"quoted"', "back\\slash"], ["line\nbreak", "comma,id2", "\r\n", ","]),
+    ],
+    ids=[
+        "empty-previous-set", "empty-new-set", "identical", "disjoint", "overlapping", "unicode",
+        "empty-string-exits", "empty-string-enters", "only-empty-string", "only-empty-string-exits",
+        "newlines-and-commas",
+    ],
+)
+def test_entered_and_exited_are_the_set_differences(
+    store: CohortStore, project: ProjectRecord, cohort_id: int, clock: FakeClock, old: list[str], new: list[str]
 ) -> None:
     first = store.request_calculation(cohort_id)
+    assert _publish(store, clock, cohort_id, first, old).entered == len(old)
+    assert stored_person_ids(store, cohort_id) == sorted(old)
     second = store.request_calculation(cohort_id)
-    from cohort_pipeline.store.members import write_membership_rows
+    result = _publish(store, clock, cohort_id, second, new)
+    entered, exited = len(set(new) - set(old)), len(set(old) - set(new))
+    assert (result.published, result.count, result.entered, result.exited, result.previous_version) == (
+        True, len(new), entered, exited, first
+    )
+    assert store.members(cohort_id) == stored_person_ids(store, cohort_id) == sorted(new)
+    assert store.get_cohort(project.id, cohort_id).count == len(new)
+    newest = store.calculation_history(cohort_id)[0]
+    assert (newest.version, newest.count, newest.entered, newest.exited) == (second, len(new), entered, exited)
 
-    with store.engine.begin() as conn:  # the newer run's candidate rows, written before the older run flips
-        write_membership_rows(conn, cohort_id, second, pl.Series(["x", "y"]))
-    _publish(store, clock, cohort_id, first, ["a"])
-    assert _versions_stored(store, cohort_id) == {first, second}
-    assert store.members(cohort_id) == ["a"]
+
+def test_the_stored_rows_are_always_exactly_the_published_members(
+    store: CohortStore, cohort_id: int, clock: FakeClock
+) -> None:
+    """No version is kept besides the published one: each publish leaves the rows equal to its members."""
+    for ids in (["a", "b"], ["b", "c"], ["c"], [], ["a", "c", "d"]):
+        _publish(store, clock, cohort_id, store.request_calculation(cohort_id), ids)
+        assert stored_person_ids(store, cohort_id) == store.members(cohort_id) == ids
+    assert {column.name for column in memberships.columns} == {"cohort_id", "person_id"}
 
 
 def test_publish_accepts_a_polars_series(store: CohortStore, cohort_id: int, clock: FakeClock) -> None:
@@ -255,7 +279,7 @@ def test_invalid_person_ids_are_refused_before_anything_is_written(
         before.last_calculation,
     )
     assert store.members(cohort_id) == ["kept"]
-    assert _versions_stored(store, cohort_id) == {before.version}
+    assert stored_person_ids(store, cohort_id) == ["kept"]
 
 
 def test_naive_timestamps_are_refused(store: CohortStore, cohort_id: int, clock: FakeClock) -> None:
