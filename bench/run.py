@@ -210,8 +210,9 @@ def dagster_summary(label: str, cohorts: list[BenchCohort], ours: Measured, dags
     service_s = dagster.report["service_s"]
     recalculation_s = dagster.report["runs"][-1]["run_s"]
     lines.append(f"[{label}] same recalculation without Dagster (service: load, evaluate, GX checks, publish) "
-                 f"{service_s:.2f} s = engine alone x {service_s / engine_s:.2f} ({(service_s / engine_s - 1) * 100:+.0f}%);"
-                 f" Dagster's own share of the recalculation run {recalculation_s - service_s:.2f} s "
+                 f"{service_s:.2f} s = engine alone x {service_s / engine_s:.2f} "
+                 f"({(service_s / engine_s - 1) * 100:+.0f}%); Dagster's own share of the recalculation run "
+                 f"{recalculation_s - service_s:.2f} s "
                  f"({(recalculation_s / service_s - 1) * 100:+.0f}% over the service)")
     lines.append(f"[{label}] dagster path process: wall {dagster.wall_s:.2f} s (with imports and all three runs), "
                  f"CPU {dagster.cpu_s:.1f} s, peak RSS {dagster.peak_rss_mb:,.0f} MiB")

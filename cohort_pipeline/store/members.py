@@ -39,38 +39,55 @@ SQLITE_JSON_EACH = (3, 38, 0)
 # --- the stored members of a dynamic cohort, and their difference -----------------------------------------
 
 
-def stored_members(conn: Connection, cohort_id: int) -> pl.Series:
+READ_PAGE_ROWS = 1_000_000
+"""Stored members read per statement. One text value per page stays far below the 1 GB a single SQLite or
+PostgreSQL value may hold (a cohort of 30M 36-character ids would be 1.1 GB in one value)."""
+
+_PAGE_SQL = {
+    "sqlite": "SELECT count(*), group_concat(person_id, char(0)) FROM (SELECT person_id "
+              "FROM memberships WHERE cohort_id = :cohort_id{after} ORDER BY person_id LIMIT :rows)",
+    "postgresql": "SELECT count(*), json_agg(person_id)::text FROM (SELECT person_id "
+                  "FROM memberships WHERE cohort_id = :cohort_id{after} ORDER BY person_id LIMIT :rows) AS page",
+}
+
+
+def stored_members(conn: Connection, cohort_id: int, page_rows: int = READ_PAGE_ROWS) -> pl.Series:
     """The person ids stored for a dynamic cohort (its published members) as a String series, in no set order.
 
-    Read in one statement that hands the whole set over as one text value, which Polars splits in its own code;
-    fetching a row per person builds a Python tuple and a Python string per member. Measured for one cohort of
-    1.5M UUID-like ids: SQLite ``fetchall`` 0.55 s, ``json_group_array`` + Polars JSON decode 0.38 s,
-    ``group_concat`` split on NUL 0.37 s (0.26 s of it SQLite building the text); PostgreSQL ``fetchall`` 0.68 s,
-    ``json_agg`` 0.62 s (400k ids: ``COPY ... TO STDOUT`` 0.29 s, psycopg handing the data over row by row, against
-    0.17 s for ``json_agg``).
+    Each statement hands a page of up to ``page_rows`` ids over as one text value, which Polars splits in its own
+    code; fetching a row per person builds a Python tuple and a Python string per member. Measured for one cohort
+    of 1.5M UUID-like ids in one value: SQLite ``fetchall`` 0.55 s, ``json_group_array`` + Polars JSON decode
+    0.38 s, ``group_concat`` split on NUL 0.37 s (0.26 s of it SQLite building the text); PostgreSQL ``fetchall``
+    0.68 s, ``json_agg`` 0.62 s (400k ids: ``COPY ... TO STDOUT`` 0.29 s, psycopg handing the data over row by
+    row, against 0.17 s for ``json_agg``). Pages follow the primary key (``person_id >`` the greatest id of the
+    page before), so each one is a range read and no id is read twice or skipped.
 
     SQLite: ``group_concat(person_id, char(0))``. Person ids never contain NUL (``person_id_series`` refuses it)
     and SQLite and Python's ``sqlite3`` keep embedded NULs, so splitting on NUL gives back every id, ``""``
     included. The row count tells "no rows" (``group_concat`` is NULL) from one ``""`` row. PostgreSQL text cannot
     hold NUL, so there ``json_agg`` builds a JSON array that Polars decodes.
     """
-    if conn.dialect.name == "postgresql":
-        statement = sa.text("SELECT count(*), json_agg(person_id)::text FROM memberships WHERE cohort_id = :cohort_id")
-        count, document = conn.execute(statement, {"cohort_id": cohort_id}).one()
+    template = _PAGE_SQL["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    pages: list[pl.Series] = []
+    after: str | None = None
+    while True:
+        statement = sa.text(template.format(after="" if after is None else " AND person_id > :after"))
+        params: dict[str, Any] = {"cohort_id": cohort_id, "rows": page_rows, "after": after}
+        count, document = conn.execute(statement, params).one()
         if not count:
-            return _no_person_ids()
-        ids = pl.Series("person_id", [document], dtype=pl.String).str.json_decode(pl.List(pl.String)).explode()
-    else:
-        statement = sa.text(
-            "SELECT count(*), group_concat(person_id, char(0)) FROM memberships WHERE cohort_id = :cohort_id"
-        )
-        count, document = conn.execute(statement, {"cohort_id": cohort_id}).one()
-        if not count:
-            return _no_person_ids()
-        ids = pl.Series("person_id", [document], dtype=pl.String).str.split("\x00").explode()
-    if len(ids) != count:  # a broken assumption above would silently change members: refuse to go on
-        raise StoreError(f"cohort {cohort_id}: read {len(ids)} stored members, expected {count}")
-    return ids
+            break
+        page = pl.Series("person_id", [document], dtype=pl.String)
+        if conn.dialect.name == "postgresql":
+            page = page.str.json_decode(pl.List(pl.String)).explode()
+        else:
+            page = page.str.split("\x00").explode()
+        if len(page) != count:  # a broken assumption above would silently change members: refuse to go on
+            raise StoreError(f"cohort {cohort_id}: read {len(page)} stored members in a page, expected {count}")
+        pages.append(page)
+        if count < page_rows:
+            break
+        after = str(page.max())  # Polars compares strings by bytes, as SQLite's BINARY and PostgreSQL's "C" collation
+    return pl.concat(pages) if pages else _no_person_ids()
 
 
 def _no_person_ids() -> pl.Series:
