@@ -124,15 +124,11 @@ def insert_members(conn: Connection, cohort_id: int, ids: pl.Series) -> None:
     """
     if conn.dialect.name == "postgresql":
         _copy_membership_rows(conn, membership_rows(cohort_id, ids))
-    elif _sqlite_has_json_each(conn):
-        statement = "INSERT INTO memberships (cohort_id, person_id) SELECT ?, value FROM json_each(?)"
-        for chunk in chunks(ids):
-            conn.exec_driver_sql(statement, (cohort_id, json.dumps(chunk)))
     else:
-        # plain DB-API executemany with tuples: SQLAlchemy's per-row parameter processing would triple the cost
-        statement = "INSERT INTO memberships (cohort_id, person_id) VALUES (?, ?)"
-        for chunk in chunks(ids):
-            conn.exec_driver_sql(statement, list(zip(repeat(cohort_id), chunk)))
+        _sqlite_by_chunks(
+            conn, cohort_id, ids,
+            json_each_sql="INSERT INTO memberships (cohort_id, person_id) SELECT ?, value FROM json_each(?)",
+            per_row_sql="INSERT INTO memberships (cohort_id, person_id) VALUES (?, ?)")
 
 
 def delete_members(conn: Connection, cohort_id: int, ids: pl.Series) -> None:
@@ -149,14 +145,26 @@ def delete_members(conn: Connection, cohort_id: int, ids: pl.Series) -> None:
         statement = sa.text("DELETE FROM memberships WHERE cohort_id = :cohort_id AND person_id = ANY(:ids)")
         for chunk in chunks(ids):
             conn.execute(statement, {"cohort_id": cohort_id, "ids": chunk})
-    elif _sqlite_has_json_each(conn):
-        statement = "DELETE FROM memberships WHERE cohort_id = ? AND person_id IN (SELECT value FROM json_each(?))"
-        for chunk in chunks(ids):
-            conn.exec_driver_sql(statement, (cohort_id, json.dumps(chunk)))
     else:
-        statement = "DELETE FROM memberships WHERE cohort_id = ? AND person_id = ?"
+        _sqlite_by_chunks(
+            conn, cohort_id, ids,
+            json_each_sql="DELETE FROM memberships WHERE cohort_id = ? "
+                          "AND person_id IN (SELECT value FROM json_each(?))",
+            per_row_sql="DELETE FROM memberships WHERE cohort_id = ? AND person_id = ?")
+
+
+def _sqlite_by_chunks(conn: Connection, cohort_id: int, ids: pl.Series, *, json_each_sql: str,
+                      per_row_sql: str) -> None:
+    """One SQLite statement per chunk of ids: ``json_each_sql`` with ``(cohort_id, the chunk as a JSON array)``
+    where SQLite has the JSON functions, else ``per_row_sql`` through ``executemany`` with a ``(cohort_id,
+    person_id)`` tuple per id (plain DB-API tuples: SQLAlchemy's per-row parameter processing would triple the
+    cost)."""
+    if _sqlite_has_json_each(conn):
         for chunk in chunks(ids):
-            conn.exec_driver_sql(statement, list(zip(repeat(cohort_id), chunk)))
+            conn.exec_driver_sql(json_each_sql, (cohort_id, json.dumps(chunk)))
+    else:
+        for chunk in chunks(ids):
+            conn.exec_driver_sql(per_row_sql, list(zip(repeat(cohort_id), chunk)))
 
 
 def _sqlite_has_json_each(conn: Connection) -> bool:
