@@ -38,6 +38,13 @@ def _computations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return computed
 
 
+def _saved_catalogue(data_dir: Path, path: Path) -> None:
+    """Project 1's catalogue, computed and saved in the cache file at ``path``."""
+    cache = CatalogueCache(path)
+    cache.catalogue(data_dir, 1, DECLARED)
+    cache.save()
+
+
 def test_an_unchanged_project_reuses_its_catalogue(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -57,9 +64,7 @@ def test_changed_data_or_declarations_compute_it_again(
 ) -> None:
     computed = _computations(monkeypatch)
     path = tmp_path / "catalogue.json"
-    cache = CatalogueCache(path)
-    cache.catalogue(data_dir, 1, DECLARED)
-    cache.save()
+    _saved_catalogue(data_dir, path)
     changed = CatalogueCache(path).catalogue(data_dir, 1, {**DECLARED, "is_beta": "Boolean"})
     assert changed.filter(pl.col("key") == "is_beta")["source"].unique().to_list() == ["declared"]
     persons = data_dir / "project_1" / "persons.parquet"
@@ -74,9 +79,7 @@ def test_new_inference_code_computes_it_again(
 ) -> None:
     computed = _computations(monkeypatch)
     path = tmp_path / "catalogue.json"
-    cache = CatalogueCache(path)
-    cache.catalogue(data_dir, 1, DECLARED)
-    cache.save()
+    _saved_catalogue(data_dir, path)
     rules = tmp_path / "property_types.py"
     rules.write_text("# the inference rules, edited\n")
     monkeypatch.setattr(catalogue_module, "RULES_SOURCES", (rules,))
@@ -100,9 +103,7 @@ def test_a_damaged_entry_with_a_matching_key_is_computed_again(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "catalogue.json"
-    cache = CatalogueCache(path)
-    cache.catalogue(data_dir, 1, DECLARED)
-    cache.save()
+    _saved_catalogue(data_dir, path)
     key = catalogue_module.catalogue_key(data_dir, 1, DECLARED)
     path.write_text(f'{{"1": {{"key": "{key}", "rows": [["not", "a", "row"]]}}}}')
     computed = _computations(monkeypatch)
