@@ -319,6 +319,22 @@ def test_parquet_footer_without_nulls_still_checks_uniqueness(tmp_path: Path) ->
     assert scan_table(clean, "persons").collect().height == 30
 
 
+def test_uniqueness_settled_by_hashes_falls_back_to_the_values(tmp_path: Path, monkeypatch) -> None:
+    """Distinct hashes settle a unique column unread; equal hashes (a collision, forced here by hashing every value
+    to 0) make the reader look for a duplicate value: none means the column loads, one is reported."""
+    from cohort_pipeline.sources import readers
+
+    monkeypatch.setattr(readers, "unique_hashes", lambda expr: expr.hash().clip(0, 0).n_unique() == pl.len())
+    path = tmp_path / "persons.parquet"
+    pl.DataFrame({"id": ["p1", "p2", "p3"]}).write_parquet(path)
+    assert scan_table(path, "persons").collect()["id"].to_list() == ["p1", "p2", "p3"]
+    duplicated = tmp_path / "duplicated" / "persons.parquet"
+    duplicated.parent.mkdir()
+    pl.DataFrame({"id": ["p1", "p2", "p2"]}).write_parquet(duplicated)
+    with pytest.raises(DataSourceError, match="column 'id' must be unique but 'p2' appears more than once"):
+        scan_table(duplicated, "persons")
+
+
 def test_an_unchanged_file_is_checked_once_per_process_and_again_once_changed(tmp_path: Path, monkeypatch) -> None:
     """A Dagster run scans the same files in several steps: the value checks run once, and again after a rewrite."""
     from cohort_pipeline.sources import readers
