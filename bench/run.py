@@ -91,6 +91,17 @@ class Measured:
     cpu_s: float  # user + system CPU time of the process: less sensitive than wall time to other load
 
 
+def write_set(run_dir: Path, name: str, cohorts: list[BenchCohort]) -> Path:
+    """The cohort set file the workers read: the clock, the timezone, the property definitions, each cohort's PostHog
+    JSON and SQL."""
+    set_path = run_dir / f"set_{name}.json"
+    set_path.write_text(json.dumps({
+        "now": NOW.isoformat(), "timezone": TIMEZONE, "property_definitions": PROPERTY_DEFINITIONS,
+        "cohorts": [{"id": c.id, "name": c.name, "posthog": c.posthog(), "sql": c.sql} for c in cohorts],
+    }, indent=1))
+    return set_path
+
+
 def run_worker(mode: str, set_path: Path, data_dir: Path, out: Path, infer_types: bool,
                polars_engine: str | None = None) -> Measured:
     report_path = out.with_suffix(".json")
@@ -270,11 +281,7 @@ def main() -> int:
     ours_totals: dict[str, float] = {}
     for name in (["12", "100"] if args.cohorts == "both" else [args.cohorts]):
         cohorts = SETS[name]()
-        set_path = run_dir / f"set_{name}.json"
-        set_path.write_text(json.dumps({
-            "now": NOW.isoformat(), "timezone": TIMEZONE, "property_definitions": PROPERTY_DEFINITIONS,
-            "cohorts": [{"id": c.id, "name": c.name, "posthog": c.posthog(), "sql": c.sql} for c in cohorts],
-        }, indent=1))
+        set_path = write_set(run_dir, name, cohorts)
         print(f"--- {name}-cohort set: our engine ...", flush=True)
         ours = run_worker("engine", set_path, data_dir, run_dir / f"ours_{name}.parquet", args.infer_types,
                           args.polars_engine)
