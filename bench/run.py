@@ -2,6 +2,7 @@
 
     python bench/run.py --size M                  # both cohort sets (12 and 100), both engines
     python bench/run.py --size S --cohorts 12     # quick check
+    python bench/run.py --size M --cohorts 12 --repeat 3   # each engine 3 times, in turn: medians, every total
     python bench/run.py --size L                  # 10M persons / 300M events, the 12-cohort set (generation ~11 min)
 
 For the 12-cohort set it also measures the Dagster path (``--skip-dagster`` to skip): ``refresh_cohorts`` over
@@ -164,6 +165,25 @@ def load_average() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def median_run(runs: list[Measured]) -> Measured | None:
+    """The run whose total time is the median (the lower middle one of an even number); ``None`` for no runs."""
+    if not runs:
+        return None
+    return sorted(runs, key=lambda run: run.report["total_s"])[(len(runs) - 1) // 2]
+
+
+def repeats_line(label: str, ours_runs: list[Measured], duck_runs: list[Measured]) -> str:
+    """Every run's total time, in the order they ran, and the spread of the ratio they allow."""
+    ours = [run.report["total_s"] for run in ours_runs]
+    line = f"[{label}] {len(ours)} runs each, in turn; ours totals " + ", ".join(f"{t:.2f}" for t in ours) + " s"
+    if duck_runs:
+        duck = [run.report["total_s"] for run in duck_runs]
+        ratios = [o / d for o, d in zip(ours, duck, strict=True)]
+        line += ("; duckdb totals " + ", ".join(f"{t:.2f}" for t in duck) + " s; ratio run by run "
+                 + ", ".join(f"{r:.2f}x" for r in ratios) + f" (the tables use each engine's median run)")
+    return line
+
+
 def table(cohorts: list[BenchCohort], checked: dict | None, ours_each: Measured | None,
           duck: Measured | None) -> list[str]:
     lines = [f"{'id':>3}  {'cohort':<58} {'ours':>9} {'duckdb':>9} {'check':<12} {'duckdb s':>8}"
@@ -259,9 +279,14 @@ def main() -> int:
                         help="POLARS_ENGINE_AFFINITY for our engine's process (default: Polars' own default)")
     parser.add_argument("--skip-dagster", action="store_true",
                         help="do not measure the Dagster path (refresh_cohorts over all partitions of the 12 set)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run our engine and DuckDB this many times each, taking turns; the tables show each "
+                             "one's median run (by total time) and list every total")
     parser.add_argument("--no-record", action="store_true", help=f"do not append to {RESULTS.relative_to(ROOT)}")
     args = parser.parse_args()
     command = "python bench/run.py " + " ".join(sys.argv[1:])
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, not {args.repeat}")
     if args.cohorts is None:
         args.cohorts = "12" if args.size == "L" else "both"
 
@@ -282,22 +307,31 @@ def main() -> int:
     for name in (["12", "100"] if args.cohorts == "both" else [args.cohorts]):
         cohorts = SETS[name]()
         set_path = write_set(run_dir, name, cohorts)
-        print(f"--- {name}-cohort set: our engine ...", flush=True)
-        ours = run_worker("engine", set_path, data_dir, run_dir / f"ours_{name}.parquet", args.infer_types,
-                          args.polars_engine)
+        # with --repeat, the engines take turns (ours, DuckDB, ours, ...) so both see the same spells of load
+        ours_runs, duck_runs = [], []
+        for attempt in range(args.repeat):
+            of = f" ({attempt + 1} of {args.repeat})" if args.repeat > 1 else ""
+            print(f"--- {name}-cohort set: our engine{of} ...", flush=True)
+            ours_runs.append(run_worker("engine", set_path, data_dir, run_dir / f"ours_{name}.parquet",
+                                        args.infer_types, args.polars_engine))
+            if not args.skip_duckdb:
+                print(f"--- {name}-cohort set: DuckDB{of} ...", flush=True)
+                duck_runs.append(run_worker("duckdb", set_path, data_dir, run_dir / f"duckdb_{name}.parquet",
+                                            args.infer_types))
+        ours, duck = median_run(ours_runs), median_run(duck_runs)
         ours_totals[name] = ours.report["total_s"]
         ours_each = None
         if args.ours_per_cohort:
             print(f"--- {name}-cohort set: our engine, one call per cohort ...", flush=True)
             ours_each = run_worker("engine-each", set_path, data_dir, run_dir / f"ours_each_{name}.parquet",
                                    args.infer_types, args.polars_engine)
-        duck = checked = None
-        if not args.skip_duckdb:
-            print(f"--- {name}-cohort set: DuckDB ...", flush=True)
-            duck = run_worker("duckdb", set_path, data_dir, run_dir / f"duckdb_{name}.parquet", args.infer_types)
+        checked = None
+        if duck is not None:
             checked = compare(cohorts, run_dir / f"ours_{name}.parquet", run_dir / f"duckdb_{name}.parquet")
         section = [f"", f"{name}-cohort set"] + table(cohorts, checked, ours_each, duck) + summary(name, ours, duck,
                                                                                                     ours_each)
+        if args.repeat > 1:
+            section.append(repeats_line(name, ours_runs, duck_runs))
         if checked:
             bad = {cid: v for cid, v in checked.items() if v[2] or v[3]}
             if bad:
