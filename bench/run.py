@@ -350,7 +350,8 @@ def main() -> int:
     tail = [""]
     if len(ours_totals) == 2:
         tail.append(f"ours 100-cohort / 12-cohort total time: {ours_totals['100'] / ours_totals['12']:.2f}x")
-    tail.append(f"load average at end {load_average()}; run files in {run_dir.relative_to(ROOT)}")
+    shown = run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir  # --data-dir may lie elsewhere
+    tail.append(f"load average at end {load_average()}; run files in {shown}")
     print("\n".join(tail))
     lines += tail
     if not args.no_record:
