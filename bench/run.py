@@ -180,7 +180,7 @@ def repeats_line(label: str, ours_runs: list[Measured], duck_runs: list[Measured
         duck = [run.report["total_s"] for run in duck_runs]
         ratios = [o / d for o, d in zip(ours, duck, strict=True)]
         line += ("; duckdb totals " + ", ".join(f"{t:.2f}" for t in duck) + " s; ratio run by run "
-                 + ", ".join(f"{r:.2f}x" for r in ratios) + f" (the tables use each engine's median run)")
+                 + ", ".join(f"{r:.2f}x" for r in ratios) + " (the tables use each engine's median run)")
     return line
 
 
