@@ -320,8 +320,9 @@ def test_parquet_footer_without_nulls_still_checks_uniqueness(tmp_path: Path) ->
 
 
 def test_uniqueness_settled_by_hashes_falls_back_to_the_values(tmp_path: Path, monkeypatch) -> None:
-    """Distinct hashes settle a unique column unread; equal hashes (a collision, forced here by hashing every value
-    to 0) make the reader look for a duplicate value: none means the column loads, one is reported."""
+    """Distinct hashes settle a unique column without searching it for duplicates; equal hashes (a collision,
+    forced here by hashing every value to 0) make the reader search: none found means the column loads, one found
+    is reported."""
     from cohort_pipeline.sources import readers
 
     monkeypatch.setattr(readers, "unique_hashes", lambda expr: expr.hash().clip(0, 0).n_unique() == pl.len())
