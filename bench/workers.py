@@ -148,7 +148,7 @@ def _service_recalculation(settings, store, spec: dict) -> float:
     from cohort_pipeline.service.recalculation import recalculate
 
     keys = [CohortKey(1, c["id"]) for c in spec["cohorts"]]
-    as_of = datetime.fromisoformat(spec["now"].replace("Z", "+00:00"))
+    as_of = datetime.fromisoformat(spec["now"])
     started = time.perf_counter()
     report = recalculate(store, keys, data_dir=Path(settings.data_dir), snapshot=settings.snapshot(), versions={},
                          as_of=as_of)

@@ -11,7 +11,7 @@ mix, and never the members of a run that is not (yet) published. Static cohorts 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from itertools import repeat
 from typing import Any
@@ -43,11 +43,14 @@ READ_PAGE_ROWS = 1_000_000
 """Stored members read per statement. One text value per page stays far below the 1 GB a single SQLite or
 PostgreSQL value may hold (a cohort of 30M 36-character ids would be 1.1 GB in one value)."""
 
-_PAGE_SQL = {
-    "sqlite": "SELECT count(*), group_concat(person_id, char(0)) FROM (SELECT person_id "
-              "FROM memberships WHERE cohort_id = :cohort_id{after} ORDER BY person_id LIMIT :rows)",
-    "postgresql": "SELECT count(*), json_agg(person_id)::text FROM (SELECT person_id "
-                  "FROM memberships WHERE cohort_id = :cohort_id{after} ORDER BY person_id LIMIT :rows) AS page",
+_PAGE_READERS: dict[str, tuple[str, Callable[[pl.Series], pl.Series]]] = {
+    # dialect: (the page as (count, one text value), that text split into ids)
+    "sqlite": ("SELECT count(*), group_concat(person_id, char(0)) FROM (SELECT person_id "
+               "FROM memberships WHERE cohort_id = :cohort_id{after} ORDER BY person_id LIMIT :rows)",
+               lambda text: text.str.split("\x00")),
+    "postgresql": ("SELECT count(*), json_agg(person_id)::text FROM (SELECT person_id "
+                   "FROM memberships WHERE cohort_id = :cohort_id{after} ORDER BY person_id LIMIT :rows) AS page",
+                   lambda text: text.str.json_decode(pl.List(pl.String))),
 }
 
 
@@ -67,7 +70,7 @@ def stored_members(conn: Connection, cohort_id: int, page_rows: int = READ_PAGE_
     included. The row count tells "no rows" (``group_concat`` is NULL) from one ``""`` row. PostgreSQL text cannot
     hold NUL, so there ``json_agg`` builds a JSON array that Polars decodes.
     """
-    template = _PAGE_SQL["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    template, split = _PAGE_READERS["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
     pages: list[pl.Series] = []
     after: str | None = None
     while True:
@@ -76,11 +79,7 @@ def stored_members(conn: Connection, cohort_id: int, page_rows: int = READ_PAGE_
         count, document = conn.execute(statement, params).one()
         if not count:
             break
-        page = pl.Series("person_id", [document], dtype=pl.String)
-        if conn.dialect.name == "postgresql":
-            page = page.str.json_decode(pl.List(pl.String)).explode()
-        else:
-            page = page.str.split("\x00").explode()
+        page = split(pl.Series("person_id", [document], dtype=pl.String)).explode()
         if len(page) != count:  # a broken assumption above would silently change members: refuse to go on
             raise StoreError(f"cohort {cohort_id}: read {len(page)} stored members in a page, expected {count}")
         pages.append(page)
