@@ -8,7 +8,7 @@ referenced ids}``; the two may be mixed.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Final, Union
 
 from cohort_pipeline.errors import CohortValidationError
@@ -34,32 +34,14 @@ def find_cycle(cohorts: CohortGraph) -> list[int] | None:
     """A reference loop as the list of ids along it, first id repeated at the end (``[5, 5]`` for a
     self-reference, ``[1, 2, 1]`` for two cohorts referencing each other); ``None`` when there is none.
 
-    References to ids outside ``cohorts`` are ignored here (they cannot close a loop). Iterative depth-first
-    search, nodes and edges in ascending id order, so the answer is deterministic and deep chains cannot
-    overflow the stack.
+    References to ids outside ``cohorts`` are ignored here (they cannot close a loop). Nodes and edges in
+    ascending id order, so the answer is deterministic.
     """
     edges = _edges(cohorts)
     done: set[int] = set()
     for start in sorted(edges):
-        if start in done:
-            continue
-        path: list[int] = [start]
-        on_path: set[int] = {start}
-        iterators = [iter(edges[start])]
-        while iterators:
-            child = next(iterators[-1], None)
-            if child is None:
-                iterators.pop()
-                node = path.pop()
-                on_path.discard(node)
-                done.add(node)
-                continue
-            if child in on_path:
-                return path[path.index(child):] + [child]
-            if child not in done:
-                path.append(child)
-                on_path.add(child)
-                iterators.append(iter(edges[child]))
+        if start not in done and (loop := _loop_from(start, edges.__getitem__, done)) is not None:
+            return loop
     return None
 
 
@@ -81,10 +63,24 @@ def validate_no_cycles(
     if cohort_id is None:
         return
     graph: dict[int, CohortDefinition | Set[int]] = {**existing, cohort_id: new_definition}
-    done: set[int] = set()
-    path: list[int] = [cohort_id]
-    on_path: set[int] = {cohort_id}
-    iterators = [iter(sorted(references_of(new_definition)))]
+
+    def children(node: int) -> list[int]:
+        if node not in graph:
+            raise CohortValidationError(INVALID_ID_MESSAGE)
+        return sorted(references_of(graph[node]))
+
+    if _loop_from(cohort_id, children, set()) is not None:
+        raise CohortValidationError(LOOP_MESSAGE)
+
+
+def _loop_from(start: int, children: Callable[[int], Iterable[int]], done: set[int]) -> list[int] | None:
+    """Depth-first from ``start``: the first loop met, as ids along it with the first repeated at the end, or
+    ``None``. ``children(node)`` is called once, when the walk enters ``node`` (it may raise for an unknown id);
+    nodes already in ``done`` are skipped and every node the walk finishes is added to it. Iterative, so deep
+    chains cannot overflow the stack."""
+    path: list[int] = [start]
+    on_path: set[int] = {start}
+    iterators = [iter(children(start))]
     while iterators:
         child = next(iterators[-1], None)
         if child is None:
@@ -94,14 +90,12 @@ def validate_no_cycles(
             done.add(node)
             continue
         if child in on_path:
-            raise CohortValidationError(LOOP_MESSAGE)
-        if child in done:
-            continue
-        if child not in graph:
-            raise CohortValidationError(INVALID_ID_MESSAGE)
-        path.append(child)
-        on_path.add(child)
-        iterators.append(iter(sorted(references_of(graph[child]))))
+            return path[path.index(child):] + [child]
+        if child not in done:
+            iterators.append(iter(children(child)))
+            path.append(child)
+            on_path.add(child)
+    return None
 
 
 def dependency_order(cohorts: CohortGraph) -> list[int]:
