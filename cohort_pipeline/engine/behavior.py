@@ -6,8 +6,8 @@
    resolves it (targets, actions, ``event_filters``, windows - errors belong to the leaf's cohort), de-duplicates
    it (leaves differing only in ``negation`` share a column) and returns the name of its boolean column;
 2. once, :meth:`BehaviorPlanner.build` types the event properties the leaves read, lets each behaviour family
-   contribute to one :class:`~.behaviors.plan.FusedPlan`, and returns a LazyFrame ``(person_id, <one boolean
-   column per leaf>)`` computed from a single scan of the events.
+   contribute to one :class:`~.behaviors.plan.FusedPlan`, and returns ``<one boolean column per leaf>``, one row
+   per person code, computed from a single scan of the events.
 
 Which behaviour is computed how is the table :data:`BEHAVIORS` (spec 5.3): one row per ``value``, naming the
 class that prepares the leaf and contributes it to the plan. The modules under :mod:`.behaviors` hold the
@@ -123,10 +123,15 @@ class BehaviorPlanner:
                                         first_rows=None if first_rows is None else first_rows.select("properties"))
         return {key: self.declared.get(key) or inferred[key] for key in keys}
 
-    def build(self, events: pl.LazyFrame | None, distinct_ids: pl.LazyFrame) -> pl.LazyFrame:
-        """``(person_id, <one boolean column per registered leaf>)``; persons without any relevant event are
-        absent (the caller left-joins and treats absence as false)."""
+    def plan(self, events: pl.LazyFrame | None) -> FusedPlan:
+        """The fused plan of every registered leaf, with the types of the event properties they read."""
         plan = FusedPlan(EventColumns(self.ctx, self.property_types(events)))
         for name, leaf in self._leaves.values():
             leaf.contribute(name, plan)
-        return plan.build(events, distinct_ids)
+        return plan
+
+    def build(self, events: pl.LazyFrame | None, codes: pl.LazyFrame, persons: int) -> pl.DataFrame:
+        """One boolean column per registered leaf, one row per person: row ``i`` is the person coded ``i`` in
+        ``codes`` (``(distinct_id, __person)``, codes ``0 .. persons - 1``); false for a person without any
+        relevant event."""
+        return self.plan(events).build(events, codes, persons)

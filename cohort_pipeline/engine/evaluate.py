@@ -262,8 +262,8 @@ def _collect(persons: pl.LazyFrame, distinct_ids: pl.LazyFrame, events: pl.LazyF
     if not members:
         return pl.DataFrame(schema=MEMBERSHIP_SCHEMA)
     # every person leaf first (each person's JSON read once for all keys), then the persons in id order, numbered:
-    # the behaviours come back keyed by that number (an integer join), and the membership rows come out ordered by
-    # (cohort_id, person_id) without sorting them (ids are unique)
+    # the behaviours come back one row per number (laid beside the persons, no join), and the membership rows come
+    # out ordered by (cohort_id, person_id) without sorting them (ids are unique)
     for stage in property_text_stages("properties", builder.person_texts):
         persons = persons.with_columns(stage)
     persons = (
@@ -274,12 +274,13 @@ def _collect(persons: pl.LazyFrame, distinct_ids: pl.LazyFrame, events: pl.LazyF
     )
     frame = persons
     if builder.behaviors.has_leaves:
-        # one scan of the events for every behavioural leaf of every cohort (engine/behavior.py)
-        codes = distinct_ids.join(persons.select("id", PERSON), left_on="person_id", right_on="id", how="inner")
-        per_person = builder.behaviors.build(events, codes.select("distinct_id", PERSON))
-        frame = frame.join(per_person, on=PERSON, how="left", maintain_order="left").with_columns(
-            [pl.col(name).fill_null(False) for name in builder.behaviors.columns]
-        )
+        # one scan of the events for every behavioural leaf of every cohort (engine/behavior.py); the behaviours
+        # come back one row per person number, in the persons' order: they are laid beside the persons as they are
+        numbered = persons.collect()
+        codes = distinct_ids.join(numbered.lazy().select("id", PERSON), left_on="person_id", right_on="id",
+                                  how="inner")
+        behaviours = builder.behaviors.build(events, codes.select("distinct_id", PERSON), numbered.height)
+        frame = numbered.hstack(behaviours).lazy()
     if builder.distinct_id_columns:
         per_person = distinct_ids.group_by("person_id").agg(
             [expr.any().alias(name) for name, expr in builder.distinct_id_columns.values()]

@@ -24,6 +24,7 @@ from polars.io.plugins import register_io_source
 
 from cohort_pipeline import evaluate_cohorts
 from cohort_pipeline.engine.behavior import BehaviorPlanner
+from cohort_pipeline.engine.behaviors.plan import PERSON
 from cohort_pipeline.engine.operators import EvaluationContext
 from cohort_pipeline.model import parse_cohort
 from cohort_pipeline.sources import load_project
@@ -160,7 +161,8 @@ def test_the_optimised_plan_holds_one_parquet_scan(sample):
                 planner.register(leaf)
     events = pl.scan_parquet(SAMPLE / "project_1" / "events.parquet")
     ids = pl.scan_parquet(SAMPLE / "project_1" / "person_distinct_ids.parquet")
-    plan = planner.build(events, ids).explain()
+    codes = ids.select("distinct_id", (pl.col("person_id").rank("dense") - 1).cast(pl.UInt32).alias(PERSON))
+    plan = pl.explain_all(planner.plan(events).frames(events, codes))  # what build() collects, together
     assert plan.count("events.parquet") == 1
     assert len(planner.columns) == len(BATTERY)  # the combinations reuse the battery's leaf columns
 

@@ -11,12 +11,12 @@ Every behaviour family contributes to a :class:`FusedPlan`:
 * what it reads: the targets, windows and filters (which drive the scan's predicate and where property JSON is
   parsed), and which targets need their history (first-time and restarted look before their windows).
 
-:meth:`FusedPlan.build` turns that into one LazyFrame: the event source is projected to the columns it needs,
+:meth:`FusedPlan.build` turns that into one evaluation: the event source is projected to the columns it needs,
 filtered by the union of the event names and the widest window (plus, for the names whose history matters,
 everything before it), joined to the distinct ids, which carry an integer person code (events of unknown distinct
 ids drop out; several distinct ids of one person become one code), and aggregated: one group-by per target over
-that target's rows, the per-target frames and the branches' joined on the code. They all share the row frame
-through one explicit cache; the branches filter it on computed columns only (:meth:`FusedPlan.within`), so the
+that target's rows, plus the branches' frames, collected together and laid out by code (the codes are dense: a
+person's values sit at their code's row, no join). They all share the row frame through one explicit cache; the branches filter it on computed columns only (:meth:`FusedPlan.within`), so the
 optimiser cannot push a branch's predicate below the cache into a second scan of the source.
 """
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from functools import reduce
 from typing import Protocol
 
 import polars as pl
@@ -36,7 +35,6 @@ TIMESTAMP = pl.col("timestamp")
 PERSON = "__person"
 """The person column of the row frame and of every per-person frame inside the plan: a dense ``UInt32`` code of
 ``person_id`` (hashing, joining and sorting integers is several times cheaper than 36-character strings)."""
-PERSON_ID = "person_id"
 EVENTS_SCHEMA = {"uuid": pl.String, "event": pl.String, "distinct_id": pl.String,
                  "timestamp": pl.Datetime("us", "UTC"), "properties": pl.String}
 
@@ -166,19 +164,12 @@ class FusedPlan:
             predicate = predicate & event_named(names)
         return predicate
 
-    def build(self, events: pl.LazyFrame | None, distinct_ids: pl.LazyFrame) -> pl.LazyFrame:
-        """One row per person with at least one read event, one boolean column per output.
-
-        ``distinct_ids`` is either ``(distinct_id, __person)`` with the caller's integer person codes (the frame
-        then comes back keyed by ``__person``), or the contract's ``(distinct_id, person_id)``: coded here with
-        :func:`person_codes` and keyed by ``person_id`` again at the end."""
-        coded = PERSON in distinct_ids.collect_schema().names()
-        codes = distinct_ids if coded else person_codes(distinct_ids)
-        frame = self.per_person(self.rows(events, codes.select("distinct_id", PERSON)))
-        if coded:
-            return frame
-        ids = codes.group_by(PERSON).agg(pl.col(PERSON_ID).first())
-        return frame.join(ids, on=PERSON, how="inner").select(PERSON_ID, *self.outputs)
+    def build(self, events: pl.LazyFrame | None, codes: pl.LazyFrame, persons: int) -> pl.DataFrame:
+        """One boolean column per output, one row per person code: row ``i`` is person ``i`` of ``codes``
+        (``(distinct_id, __person)``, codes ``0 .. persons - 1``), so the caller lines it up with its persons
+        without a join. A person without any read event is false everywhere."""
+        frames = self.frames(events, codes)
+        return self.per_person(pl.collect_all(frames) if frames else [], persons)
 
     def rows(self, events: pl.LazyFrame | None, codes: pl.LazyFrame) -> pl.LazyFrame:
         """The row frame: the events the leaves read (one scan, projected and filtered), with their person code
@@ -201,35 +192,41 @@ class FusedPlan:
             by_target.setdefault(hit, []).append((name, kind, row))
         return by_target
 
-    def per_person(self, rows: pl.LazyFrame) -> pl.LazyFrame:
-        """``(__person, <one boolean column per output>)`` from the row frame."""
+    def frames(self, events: pl.LazyFrame | None, codes: pl.LazyFrame) -> list[pl.LazyFrame]:
+        """``(__person, <aggregates or branch columns>)`` per target and per branch: one group-by per target, over
+        that target's rows only (an aggregate costs in proportion to the rows of its own event, not of every
+        event the plan reads), and each branch's frame. Collected together, they read the events once."""
+        rows = self.rows(events, codes)
         by_target = self.aggregates_by_target()
         if len(by_target) + len(self._branches) > 1:
             # every group-by and branch reads the same rows: one scan, whatever the optimiser prunes per reader
             rows = rows.cache()
-        # one group-by per target, over that target's rows only: an aggregate costs in proportion to the rows of
-        # its own event, not of every event the plan reads
         frames = [
             rows.filter(pl.col(hit)).with_columns(row.alias(name) for name, _, row in aggregates)
             .group_by(PERSON).agg(AGGREGATIONS[kind][0](pl.col(name)) for name, kind, _ in aggregates)
             for hit, aggregates in by_target.items()
         ]
-        frames += [branch.frame(rows) for branch in self._branches.values()]
-        if not frames:
-            return pl.LazyFrame(schema={PERSON: pl.UInt32})
-        frame = reduce(lambda left, right: left.join(right, on=PERSON, how="full", coalesce=True), frames)
-        # a person without rows of a target has that target's "none" values (no match, zero events)
-        frame = frame.with_columns(pl.col(name).fill_null(AGGREGATIONS[kind][1])
-                                   for name, kind, _, _ in self._aggregates.values()
-                                   if AGGREGATIONS[kind][1] is not None)
-        return frame.select(PERSON, *[expr.fill_null(False).alias(name) for name, expr in self.outputs.items()])
+        return frames + [branch.frame(rows) for branch in self._branches.values()]
 
+    def per_person(self, frames: list[pl.DataFrame], persons: int) -> pl.DataFrame:
+        """The outputs of ``persons`` persons (row ``i``: person code ``i``) from the collected :meth:`frames`.
 
-def person_codes(distinct_ids: pl.LazyFrame) -> pl.LazyFrame:
-    """``(distinct_id, person_id, person)``: ``person`` is the dense ``UInt32`` rank of ``person_id``, computed once
-    on the distinct-id table (cached: the events join and the mapping back to ids read the same codes)."""
-    return distinct_ids.select(
-        "distinct_id", PERSON_ID, pl.col(PERSON_ID).rank("dense").cast(pl.UInt32).alias(PERSON)).cache()
+        The codes are dense, so each frame's columns are scattered into full-length columns by code (direct
+        indexing) rather than joined on it: with many cohorts the per-person frames hold dozens of columns, and
+        joining them by a hash of the code cost several times more than the aggregates themselves. A person a
+        frame does not hold gets that aggregate's "none" value (no match, zero events; a branch column: null)."""
+        none = {name: AGGREGATIONS[kind][1] for name, kind, _, _ in self._aggregates.values()}
+        present = pl.repeat(False, persons, dtype=pl.Boolean, eager=True)
+        columns: dict[str, pl.Series] = {}
+        for frame in frames:
+            codes = frame[PERSON]
+            present = present.scatter(codes, True)
+            for column in frame.drop(PERSON).iter_columns():
+                full = pl.repeat(none.get(column.name), persons, dtype=column.dtype, eager=True).alias(column.name)
+                columns[column.name] = full.scatter(codes, column)
+        dense = pl.DataFrame(list(columns.values()), height=persons).with_columns(present.alias("__has_rows"))
+        return dense.select(
+            (pl.col("__has_rows") & expr.fill_null(False)).alias(name) for name, expr in self.outputs.items())
 
 
 def _utc_timestamps(events: pl.LazyFrame) -> pl.LazyFrame:
