@@ -9,7 +9,7 @@ stage's output so each stage is timed alone:
 
   persons side (person texts, person leaves, id order and codes) -> scan+filter -> join to the person codes
   -> JSON extraction -> row predicates -> one group-by per target -> branches (sequence, regularity)
-  -> joining the per-person frames -> memberships
+  -> laying the per-person frames out by person code -> memberships
 
 then measures alternatives on the same materialised rows (the designs the engine does not use, and why). Each
 phase reports wall and CPU seconds of this process; the machine is shared, so CPU is the steadier figure.
@@ -22,7 +22,6 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from functools import reduce
 from pathlib import Path
 
 import polars as pl
@@ -161,16 +160,11 @@ def main() -> None:  # noqa: PLR0915 - one linear script
         with phase(f"6 branch {type(branch).__name__}") as box:
             frames.append(branch.frame(rows4.lazy()).collect())
             box["note"] = f"{len(branch.leaves)} leaves, {frames[-1].height:,} persons"
-    with phase("7 join the per-person frames, outputs") as box:
-        joined = reduce(lambda a, b: a.join(b, on=PERSON, how="full", coalesce=True), [f.lazy() for f in frames])
-        per_person = joined.with_columns(
-            pl.col(n).fill_null(AGGREGATIONS[k][1]) for n, k, _, _ in plan._aggregates.values()
-            if AGGREGATIONS[k][1] is not None
-        ).select(PERSON, *[e.fill_null(False).alias(n) for n, e in plan.outputs.items()]).collect()
+    with phase("7 lay the per-person frames out by person code, outputs") as box:
+        per_person = plan.per_person(frames, numbered.height)
         box["note"] = f"{len(frames)} frames, {per_person.height:,} persons"
     with phase("8 persons + behaviours -> cohort flags -> membership rows") as box:
-        flags = (numbered.lazy().join(per_person.lazy(), on=PERSON, how="left", maintain_order="left")
-                 .with_columns(pl.col(n).fill_null(False) for n in behaviors.columns)
+        flags = (numbered.hstack(per_person.select(behaviors.columns)).lazy()
                  .select("id", *[members[c].alias(f"cohort_{c}") for c in sorted(members)]).collect())
         out = pl.concat([flags.lazy().filter(f"cohort_{c}").select(pl.lit(c).alias("cohort_id"), "id")
                          for c in sorted(members)]).collect()
