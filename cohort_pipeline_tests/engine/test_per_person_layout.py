@@ -56,3 +56,4 @@ def test_no_events_gives_one_false_row_per_person():
                                                                               PERSON: pl.UInt32})
     out = _plan().build(None, codes, persons=3)
     assert out.height == 3 and not out.select(pl.any_horizontal(pl.all()).any()).item()
+

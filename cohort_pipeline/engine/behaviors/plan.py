@@ -224,7 +224,7 @@ class FusedPlan:
             for column in frame.drop(PERSON).iter_columns():
                 full = pl.repeat(none.get(column.name), persons, dtype=column.dtype, eager=True).alias(column.name)
                 columns[column.name] = full.scatter(codes, column)
-        dense = pl.DataFrame(list(columns.values()), height=persons).with_columns(present.alias("__has_rows"))
+        dense = pl.DataFrame([present.alias("__has_rows"), *columns.values()])
         return dense.select(
             (pl.col("__has_rows") & expr.fill_null(False)).alias(name) for name, expr in self.outputs.items())
 
