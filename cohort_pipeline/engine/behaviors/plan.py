@@ -16,8 +16,9 @@ filtered by the union of the event names and the widest window (plus, for the na
 everything before it), joined to the distinct ids, which carry an integer person code (events of unknown distinct
 ids drop out; several distinct ids of one person become one code), and aggregated: one group-by per target over
 that target's rows, plus the branches' frames, collected together and laid out by code (the codes are dense: a
-person's values sit at their code's row, no join). They all share the row frame through one explicit cache; the branches filter it on computed columns only (:meth:`FusedPlan.within`), so the
-optimiser cannot push a branch's predicate below the cache into a second scan of the source.
+person's values sit at their code's row, no join). They all share the row frame through one explicit cache; the
+branches filter it on computed columns only (:meth:`FusedPlan.within`), so the optimiser cannot push a branch's
+predicate below the cache into a second scan of the source.
 """
 
 from __future__ import annotations
