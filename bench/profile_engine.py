@@ -65,7 +65,8 @@ def rss_mib() -> float:
     return 0.0
 
 
-def per_target(rows: pl.DataFrame, plan: FusedPlan) -> list[pl.LazyFrame]:
+def per_target(rows: pl.DataFrame | pl.LazyFrame, plan: FusedPlan) -> list[pl.LazyFrame]:
+    """The engine's per-target group-bys (as in ``FusedPlan.frames``) over ``rows``."""
     return [
         rows.lazy().filter(pl.col(hit)).with_columns(row.alias(name) for name, _, row in aggregates)
         .group_by(PERSON).agg(AGGREGATIONS[kind][0](pl.col(name)) for name, kind, _ in aggregates)
@@ -230,11 +231,7 @@ def memory_probe(part: str, plan: FusedPlan, project, builder, members) -> None:
                 "distinct_id", PERSON)
             rows = plan.rows(project.events, codes).cache()
             if part == "aggregates-only":
-                frames = [
-                    rows.filter(pl.col(hit)).with_columns(row.alias(n) for n, _, row in aggregates)
-                    .group_by(PERSON).agg(AGGREGATIONS[k][0](pl.col(n)) for n, k, _ in aggregates)
-                    for hit, aggregates in plan.aggregates_by_target().items()
-                ]
+                frames = per_target(rows, plan)
             else:
                 frames = [branch.frame(rows) for branch in plan._branches.values()]
             pl.collect_all(frames)
