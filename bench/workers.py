@@ -13,9 +13,12 @@ timings.
 * ``dagster``: the Dagster path, as ``cohort-pipeline run`` takes it: a definitions file holding the set, then the
   job ``refresh_cohorts`` over every cohort partition in one in-process run (definitions sync, data-contract
   checks, one fused evaluation, Great Expectations checks, publishing every cohort to a SQLite store, summaries),
-  twice: a first calculation into an empty store, then a recalculation that publishes version 2 over version 1;
-  then a third recalculation without Dagster (the service call the ``cohort_membership`` step makes), to tell
-  Dagster's own share from checking and publishing. The memberships it writes are the ones the store published.
+  first a calculation into an empty store, then ``--rounds`` rounds of three runs taken in turn in this same
+  process: the engine alone (``load_project`` + ``evaluate_cohorts``), a Dagster recalculation publishing the next
+  version, and the same recalculation without Dagster (the service call the ``cohort_membership`` step makes), to
+  tell Dagster's own share from checking and publishing. Taking the engine's time here, beside the Dagster runs,
+  keeps the comparison within minutes on one machine state (the engine worker's run may be many minutes away).
+  The memberships it writes are the ones the store published.
 """
 
 from __future__ import annotations
@@ -36,6 +39,22 @@ def _load_set(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def _evaluate_set(args: argparse.Namespace, spec: dict):
+    """``load_project`` + one ``evaluate_cohorts`` call over the whole set: ``(members, load_s, evaluate_s)``."""
+    sys.path.insert(0, str(ROOT))
+    from cohort_pipeline import evaluate_cohorts
+    from cohort_pipeline.sources.readers import load_project
+
+    definitions = None if args.infer_types else spec["property_definitions"]
+    started = time.perf_counter()
+    project = load_project(args.data_dir, 1)
+    loaded = time.perf_counter()
+    members = evaluate_cohorts([c["posthog"] for c in spec["cohorts"]], project.persons, project.person_distinct_ids,
+                               project.events, now=datetime.fromisoformat(spec["now"]), timezone=spec["timezone"],
+                               property_definitions=definitions)
+    return members, loaded - started, time.perf_counter() - loaded
+
+
 def engine(args: argparse.Namespace) -> dict:
     sys.path.insert(0, str(ROOT))
     import polars as pl
@@ -44,20 +63,18 @@ def engine(args: argparse.Namespace) -> dict:
     from cohort_pipeline.sources.readers import load_project
 
     spec = _load_set(args.set)
-    now = datetime.fromisoformat(spec["now"])
-    definitions = None if args.infer_types else spec["property_definitions"]
-    cohorts = [c["posthog"] for c in spec["cohorts"]]
-    started = time.perf_counter()
-    project = load_project(args.data_dir, 1)
-    loaded = time.perf_counter()
     report: dict = {"polars": pl.__version__, "threads": pl.thread_pool_size()}
+    per_cohort: dict[str, float] = {}
     if args.mode == "engine":
-        members = evaluate_cohorts(cohorts, project.persons, project.person_distinct_ids, project.events, now=now,
-                                   timezone=spec["timezone"], property_definitions=definitions)
-        per_cohort = {}
+        members, load_s, evaluate_s = _evaluate_set(args, spec)
     else:
-        frames, per_cohort = [], {}
-        for cohort in cohorts:  # ids ascending: references point to lower ids, already computed
+        now = datetime.fromisoformat(spec["now"])
+        definitions = None if args.infer_types else spec["property_definitions"]
+        started = time.perf_counter()
+        project = load_project(args.data_dir, 1)
+        load_s = time.perf_counter() - started
+        frames = []
+        for cohort in (c["posthog"] for c in spec["cohorts"]):  # ids ascending: references point to lower ids
             t0 = time.perf_counter()
             published = pl.concat(frames) if frames else None
             frame = evaluate_cohorts([cohort], project.persons, project.person_distinct_ids, project.events, now=now,
@@ -66,10 +83,10 @@ def engine(args: argparse.Namespace) -> dict:
             per_cohort[str(cohort["id"])] = time.perf_counter() - t0
             frames.append(frame)
         members = pl.concat(frames)
-    evaluated = time.perf_counter()
+        evaluate_s = time.perf_counter() - started - load_s
     members.write_parquet(args.out)
-    report.update(load_s=loaded - started, evaluate_s=evaluated - loaded, total_s=evaluated - started,
-                  rows=members.height, per_cohort_s=per_cohort)
+    report.update(load_s=load_s, evaluate_s=evaluate_s, total_s=load_s + evaluate_s, rows=members.height,
+                  per_cohort_s=per_cohort)
     return report
 
 
@@ -118,30 +135,42 @@ def dagster_path(args: argparse.Namespace) -> dict:
     sys.path.insert(0, str(ROOT))
     import polars as pl
 
-    from cohort_pipeline.defs.local_run import local_instance, refresh_everything
+    from cohort_pipeline.defs.local_run import local_instance
     from cohort_pipeline.defs.resources import CohortPipelineSettings
 
     settings = CohortPipelineSettings(data_dir=str(args.data_dir), definitions_path=str(definitions),
                                       store_url=f"sqlite:///{work / 'store.db'}", state_dir=str(work / "state"))
     instance = local_instance()
-    runs = []
-    for label in ("first calculation", "recalculation"):
-        started = time.perf_counter()
-        result = refresh_everything(settings, instance, as_of=spec["now"])
-        elapsed = time.perf_counter() - started
-        if result is None or not result.success:
-            raise SystemExit(f"the Dagster run ({label}) failed; see {work / 'dagster_home'}")
-        runs.append({"label": label, "run_s": elapsed, "steps_s": _step_durations(instance, result.run_id)})
     store = settings.store()
-    service_s = _service_recalculation(settings, store, spec)
+    first = _dagster_run(settings, instance, spec["now"], "first calculation")
+    # then, in turn, round after round: the engine alone, the Dagster recalculation, the service call alone; all in
+    # this process, so each comparison holds runs taken minutes apart at most, under the same machine state
+    rounds = []
+    for _ in range(args.rounds):
+        _, load_s, evaluate_s = _evaluate_set(args, spec)
+        recalculation = _dagster_run(settings, instance, spec["now"], "recalculation")
+        rounds.append({"engine_s": load_s + evaluate_s, "dagster": recalculation,
+                       "service_s": _service_recalculation(settings, store, spec)})
     members = store.memberships_frame([c["id"] for c in spec["cohorts"]], project_id=1)
     members.select(pl.col("cohort_id").cast(pl.Int64), "person_id").write_parquet(args.out)
-    return {"runs": runs, "service_s": service_s, "total_s": runs[0]["run_s"], "rows": members.height,
+    return {"first": first, "rounds": rounds, "total_s": first["run_s"], "rows": members.height,
             "per_cohort_s": {}}
 
 
+def _dagster_run(settings, instance, as_of: str, label: str) -> dict:
+    """One run of ``refresh_cohorts`` over every cohort partition: its time and each step's."""
+    from cohort_pipeline.defs.local_run import refresh_everything
+
+    started = time.perf_counter()
+    result = refresh_everything(settings, instance, as_of=as_of)
+    elapsed = time.perf_counter() - started
+    if result is None or not result.success:
+        raise SystemExit(f"the Dagster run ({label}) failed; see {os.environ['DAGSTER_HOME']}")
+    return {"label": label, "run_s": elapsed, "steps_s": _step_durations(instance, result.run_id)}
+
+
 def _service_recalculation(settings, store, spec: dict) -> float:
-    """A third recalculation, the work of the ``cohort_membership`` step without Dagster: the service call the
+    """A recalculation doing the work of the ``cohort_membership`` step without Dagster: the service call the
     asset makes (load, evaluate, Great Expectations checks, publish), timed alone. What the Dagster run takes on
     top of it is Dagster's own (run set-up, event log, the other assets)."""
     from cohort_pipeline.service.cohort_keys import CohortKey
@@ -193,6 +222,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="memberships Parquet")
     parser.add_argument("--report", type=Path, required=True, help="timings JSON")
     parser.add_argument("--infer-types", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="dagster: rounds of (engine alone, Dagster recalculation, service recalculation)")
     args = parser.parse_args()
     report = WORKERS[args.mode](args)
     report["peak_rss_mib"] = _peak_rss_mib()
