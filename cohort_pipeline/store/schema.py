@@ -97,6 +97,11 @@ cohorts = sa.Table(
     sa.Column("version", sa.Integer(), nullable=True),
     sa.Column("pending_version", sa.Integer(), nullable=True),
     sa.Column("count", sa.Integer(), nullable=True),
+    # SHA-256 (hex) of the published members of a dynamic cohort, the sorted distinct ids each followed by NUL
+    # (``members.members_digest``), written by the publish that writes the rows; NULL when not known (never
+    # published, static, or published before migration 0005). A migration that rewrites ``memberships`` rows must
+    # set it to NULL. Equal digests let a publish skip reading and diffing unchanged members.
+    sa.Column("members_digest", sa.String(64), nullable=True),
     sa.Column("is_calculating", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("last_calculation", UTCDateTime(), nullable=True),
     sa.Column("errors_calculating", sa.Integer(), nullable=False, server_default="0"),

@@ -35,6 +35,7 @@ from cohort_pipeline.store.members import (
     insert_members,
     insert_static_rows,
     members_difference,
+    members_digest,
     still_calculating,
     stored_members,
 )
@@ -324,18 +325,24 @@ class VersioningMixin(StoreBase):
 
         The stored members are read inside the transaction, after the cohort is locked: no other publish of this
         cohort can change them before the transaction ends (SQLite: the database write lock; PostgreSQL: the
-        cohort row lock, which every publish takes first).
+        cohort row lock, which every publish takes first). When the digest of ``ids`` equals the stored one
+        (``cohorts.members_digest``, written with the rows by the publish before), nobody entered or left: the rows
+        are neither read nor written.
         """
+        digest = members_digest(ids)  # before the transaction: the lock is held for the database work only
         with self._write() as conn:
             row = lock_cohort(conn, cohort_id)
             previous = row.version
             if not _is_newer(run.version, previous):
                 return _not_published(run.version, len(ids), previous)
-            entered, exited = members_difference(stored_members(conn, cohort_id), ids)
-            insert_members(conn, cohort_id, entered)
-            delete_members(conn, cohort_id, exited)
-            _finish_success(conn, row, run, count=len(ids), entered=len(entered), exited=len(exited))
-        return PublishResult(True, run.version, len(ids), len(entered), len(exited), previous)
+            entered = exited = 0
+            if row.members_digest != digest:
+                entered_ids, exited_ids = members_difference(stored_members(conn, cohort_id), ids)
+                insert_members(conn, cohort_id, entered_ids)
+                delete_members(conn, cohort_id, exited_ids)
+                entered, exited = len(entered_ids), len(exited_ids)
+            _finish_success(conn, row, run, count=len(ids), entered=entered, exited=exited, members_digest=digest)
+        return PublishResult(True, run.version, len(ids), entered, exited, previous)
 
     def _publish_static(self, cohort_id: int, run: _Run, ids: pl.Series) -> PublishResult:
         with self._write() as conn:
@@ -360,8 +367,10 @@ class _Run:
     filters: Mapping[str, Any] | None
 
 
-def _finish_success(conn: Connection, row: Row[Any], run: _Run, *, count: int, entered: int, exited: int) -> None:
-    """Spec 1.3 steps 4 and 6 plus the history row, inside the caller's (locked) transaction."""
+def _finish_success(conn: Connection, row: Row[Any], run: _Run, *, count: int, entered: int, exited: int,
+                    members_digest: str | None = None) -> None:
+    """Spec 1.3 steps 4 and 6 plus the history row, inside the caller's (locked) transaction. ``members_digest``:
+    the digest of the rows a dynamic publish left (static cohorts keep NULL)."""
     conn.execute(
         sa.update(cohorts)
         .where(cohorts.c.id == row.id)
@@ -373,6 +382,7 @@ def _finish_success(conn: Connection, row: Row[Any], run: _Run, *, count: int, e
             errors_calculating=0,
             last_error_at=None,
             is_calculating=still_calculating(row, run.version),
+            members_digest=members_digest,
         )
     )
     insert_history(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import polars as pl
@@ -10,6 +11,7 @@ import pytest
 from cohort_pipeline.errors import CohortValidationError
 from cohort_pipeline.store import CohortStore, InvalidMembershipError, NotFoundError, ProjectRecord
 from cohort_pipeline.store import members as members_module
+from cohort_pipeline.store.person_ids import person_id_series
 
 from .conftest import FakeClock
 
@@ -228,3 +230,24 @@ def test_frames_can_be_restricted_to_one_project(store: CohortStore, project: Pr
     assert store.memberships_frame(ids, project_id=project.id).rows() == [(mine, "m")]
     assert store.static_memberships_frame(ids, project_id=project.id).is_empty()
     assert len(store.memberships_frame(ids)) == 3
+
+
+# --- the digest of a member set ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(["ab", "c"], ["a", "bc"]), ([""], []), (["a", "b"], ["a", "b", "c"]), (["a"], ["a", ""]), (["é"], ["e\u0301"])],
+    ids=["split-differently", "empty-id-or-nothing", "one-more-id", "extra-empty-id", "unicode-forms"],
+)
+def test_the_digests_of_different_member_sets_differ(first: list[str], second: list[str]) -> None:
+    digest = members_module.members_digest
+    assert digest(person_id_series(first)) != digest(person_id_series(second))
+
+
+def test_the_digest_is_that_of_the_set_whatever_the_order_and_the_paging(monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [f"p{i:03d}" for i in range(11)]
+    expected = hashlib.sha256("".join(f"{i}\x00" for i in sorted(ids)).encode()).hexdigest()
+    assert members_module.members_digest(person_id_series(list(reversed(ids)) + ids[:3])) == expected
+    monkeypatch.setattr(members_module, "READ_PAGE_ROWS", 4)  # pages of 4, 4 and 3 ids
+    assert members_module.members_digest(person_id_series(ids)) == expected

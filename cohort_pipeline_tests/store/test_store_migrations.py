@@ -19,7 +19,7 @@ from cohort_pipeline.store.schema import cohorts, metadata
 TABLES = {
     "projects", "cohorts", "static_members", "memberships", "calculation_history", "api_keys", "feature_flags"
 }
-HEAD = "0004"
+HEAD = "0005"
 
 VERSIONED_MEMBERSHIPS = sa.table(
     "memberships", sa.column("cohort_id"), sa.column("version"), sa.column("person_id")
@@ -27,6 +27,19 @@ VERSIONED_MEMBERSHIPS = sa.table(
 """``memberships`` as revisions 0001-0003 shaped it (one row set per version), frozen for these tests."""
 PUBLISHED_MEMBERSHIPS = sa.table("memberships", sa.column("cohort_id"), sa.column("person_id"))
 """``memberships`` from 0004 on: the published members only."""
+COHORTS_0004 = sa.table("cohorts", sa.column("id"), sa.column("project_id"), sa.column("name"),
+                        sa.column("created_at"), sa.column("updated_at"))
+"""The ``cohorts`` columns a row needs under revisions 0001-0004 (the runtime table has later columns)."""
+
+
+def _create_cohort(store: CohortStore, project_id: int, name: str) -> int:
+    """A cohort row written at an older revision, where the runtime ``cohorts`` table does not exist yet."""
+    now = datetime.now(UTC)
+    with store.engine.begin() as conn:
+        return int(conn.execute(
+            COHORTS_0004.insert().values(project_id=project_id, name=name, created_at=now, updated_at=now)
+            .returning(COHORTS_0004.c.id)
+        ).scalar_one())
 
 
 def _tables(store: CohortStore) -> set[str]:
@@ -115,9 +128,9 @@ def test_migration_0004_keeps_only_the_published_members(empty_database_url: str
     try:
         assert store.migrate("0003") == "0003"
         project = store.create_project("migrated")
-        published = store.create_cohort(project.id, name="published").id
-        never = store.create_cohort(project.id, name="never published").id
-        other = store.create_cohort(project.id, name="other").id
+        published = _create_cohort(store, project.id, "published")
+        never = _create_cohort(store, project.id, "never published")
+        other = _create_cohort(store, project.id, "other")
         with store.engine.begin() as conn:
             conn.execute(sa.update(cohorts).where(cohorts.c.id == published).values(version=2, pending_version=3))
             conn.execute(sa.update(cohorts).where(cohorts.c.id == other).values(version=1, pending_version=1))
@@ -129,7 +142,7 @@ def test_migration_0004_keeps_only_the_published_members(empty_database_url: str
                 + [{"cohort_id": never, "version": 1, "person_id": "orphan"}]
                 + [{"cohort_id": other, "version": 1, "person_id": p} for p in ("kept", "z")],
             )
-        assert store.migrate() == "0004"
+        assert store.migrate() == HEAD
         expected = sorted(
             [(published, p) for p in ("kept", "é", "", "b")] + [(other, "kept"), (other, "z")]
         )
@@ -157,7 +170,7 @@ def test_migration_0004_keeps_only_the_published_members(empty_database_url: str
         ]
         if store.backend == "sqlite":
             assert "WITHOUT ROWID" in str(_memberships_sql(store))
-        assert store.migrate() == "0004"  # and up again
+        assert store.migrate() == HEAD  # and up again
         assert _rows(store, PUBLISHED_MEMBERSHIPS) == [{"cohort_id": c, "person_id": p} for c, p in members_after]
     finally:
         store.close()

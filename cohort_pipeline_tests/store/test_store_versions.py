@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import polars as pl
 import pytest
+import sqlalchemy as sa
 
 from cohort_pipeline.store import (
     CohortStore,
@@ -15,7 +16,8 @@ from cohort_pipeline.store import (
     PublishResult,
     VersionError,
 )
-from cohort_pipeline.store.schema import memberships
+from cohort_pipeline.store import versions as versions_module
+from cohort_pipeline.store.schema import cohorts, memberships
 
 from .conftest import FakeClock, rows_of, stored_person_ids
 
@@ -248,6 +250,51 @@ def test_the_stored_rows_are_always_exactly_the_published_members(
         _publish(store, clock, cohort_id, store.request_calculation(cohort_id), ids)
         assert stored_person_ids(store, cohort_id) == store.members(cohort_id) == ids
     assert {column.name for column in memberships.columns} == {"cohort_id", "person_id"}
+
+
+def test_republishing_the_same_members_neither_reads_nor_writes_the_rows(
+    store: CohortStore, project: ProjectRecord, cohort_id: int, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stored digest of the members equals the run's: nobody entered or left, the version still flips."""
+    first = store.request_calculation(cohort_id)
+    _publish(store, clock, cohort_id, first, ["c", "a", "b"])
+
+    def must_not_run(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("unchanged members must not be read or written")
+
+    for name in ("stored_members", "insert_members", "delete_members"):
+        monkeypatch.setattr(versions_module, name, must_not_run)
+    clock.advance(minutes=5)
+    second = store.request_calculation(cohort_id)
+    result = _publish(store, clock, cohort_id, second, pl.Series(["b", "a", "c", "a"]))
+    assert (result.published, result.count, result.entered, result.exited, result.previous_version) == (
+        True, 3, 0, 0, first
+    )
+    cohort = store.get_cohort(project.id, cohort_id)
+    assert (cohort.version, cohort.count, cohort.last_calculation) == (second, 3, clock.now)
+    assert store.members(cohort_id) == stored_person_ids(store, cohort_id) == ["a", "b", "c"]
+    newest = store.calculation_history(cohort_id)[0]
+    assert (newest.version, newest.count, newest.entered, newest.exited) == (second, 3, 0, 0)
+
+
+def test_a_publish_without_a_stored_digest_diffs_the_rows_and_records_it(
+    store: CohortStore, cohort_id: int, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cohorts published before migration 0005 have no digest: their rows are read and diffed, and the digest is
+    recorded for the next publish."""
+    _publish(store, clock, cohort_id, store.request_calculation(cohort_id), ["a", "b"])
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(cohorts).where(cohorts.c.id == cohort_id).values(members_digest=None))
+    reads = []
+    real = versions_module.stored_members
+    monkeypatch.setattr(versions_module, "stored_members", lambda *args: reads.append(args) or real(*args))
+    result = _publish(store, clock, cohort_id, store.request_calculation(cohort_id), ["a", "b"])
+    assert (result.entered, result.exited, len(reads)) == (0, 0, 1)
+    result = _publish(store, clock, cohort_id, store.request_calculation(cohort_id), ["a", "b"])
+    assert (result.entered, result.exited, len(reads)) == (0, 0, 1)  # the digest is known again: no read
+    result = _publish(store, clock, cohort_id, store.request_calculation(cohort_id), ["b", "c"])
+    assert (result.entered, result.exited, len(reads)) == (1, 1, 2)
+    assert store.members(cohort_id) == stored_person_ids(store, cohort_id) == ["b", "c"]
 
 
 def test_publish_accepts_a_polars_series(store: CohortStore, cohort_id: int, clock: FakeClock) -> None:
