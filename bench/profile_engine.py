@@ -128,8 +128,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script
     with phase("P2 persons: person leaves") as box:
         leaves = texts.lazy().select("id", *[e.alias(n) for n, e in builder.person_columns.values()]).collect()
         box["note"] = f"{len(builder.person_columns)} leaves"
-    with phase("P3 persons: id order + numbering, distinct ids -> person codes") as box:
+    with phase("P3 persons: id order + numbering (ids compacted), distinct ids -> person codes") as box:
         numbered = leaves.lazy().sort("id").with_row_index(PERSON).collect()
+        numbered = numbered.with_columns(ev._compact(numbered["id"]))
         codes = project.person_distinct_ids.join(numbered.lazy().select("id", PERSON), left_on="person_id",
                                                  right_on="id").select("distinct_id", PERSON).collect()
         box["note"] = f"{codes.height:,} distinct ids"
